@@ -1,0 +1,48 @@
+# Two set-up commands on a fresh machine: `make demo` and `make test`.
+# Everything they need (the virtual environment, Python and Debian packages) is installed here.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+APT_PACKAGES := prometheus prometheus-pushgateway
+
+.PHONY: install demo test lint format bench apt-deps clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch 2.13.0 resolves to the machine's local CPU wheel; unpinned it would pull CUDA.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Debian packages for the monitoring tests (real Prometheus and Pushgateway); skipped when present.
+apt-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/policyloop demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: $(STAMP) apt-deps lint
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/python -m tests.benchmarks
+
+clean:
+	rm -rf $(VENV) .policyloop .pytest_cache .ruff_cache .hypothesis

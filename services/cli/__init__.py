@@ -1,0 +1,1 @@
+"""The ``policyloop`` command line."""

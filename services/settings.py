@@ -1,0 +1,115 @@
+"""The one typed settings object of policyloop.
+
+Precedence, highest first: explicit overrides (CLI flags), ``POLICYLOOP_*`` environment
+variables (nested with ``__``, e.g. ``POLICYLOOP_KAFKA__BOOTSTRAP_SERVERS``), the TOML config
+file (``--config`` or ``POLICYLOOP_CONFIG``, default ``./policyloop.toml`` when present), and
+the embedded defaults, which are local (``./.policyloop/``) so that nothing needs a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from learner.settings import LearnerSettings
+from services.broker.settings import BrokerSettings
+from services.kafka_settings import KafkaSettings
+from services.sdk.settings import SdkSettings
+from services.sessionizer.settings import SessionizerSettings
+
+__all__ = ["Settings", "load_settings"]
+
+CONFIG_ENV_VAR = "POLICYLOOP_CONFIG"
+DEFAULT_CONFIG_FILE = "policyloop.toml"
+
+
+class Settings(BaseSettings):
+    """Root settings: one section per part of the product."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="POLICYLOOP_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    home: str = Field(default=".policyloop", description="Local state: broker pid, spool, tables.")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    sdk: SdkSettings = Field(default_factory=SdkSettings)
+    sessionizer: SessionizerSettings = Field(default_factory=SessionizerSettings)
+    learner: LearnerSettings = Field(default_factory=LearnerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
+        # Flags (init) beat the environment, which beats the config file, which beats the
+        # embedded defaults.
+        return (init_settings, env_settings, _FileSource(settings_cls))
+
+
+class _FileSource:
+    """Reads the TOML config file chosen by ``POLICYLOOP_CONFIG`` (or ./policyloop.toml)."""
+
+    path: Path | None = None
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        self.settings_cls = settings_cls
+
+    def __call__(self) -> dict[str, Any]:
+        path = _FileSource.path
+        if path is None:
+            env_path = os.environ.get(CONFIG_ENV_VAR)
+            path = Path(env_path) if env_path else Path(DEFAULT_CONFIG_FILE)
+            if not env_path and not path.exists():
+                return {}
+        if not path.exists():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Build the settings from file, environment and ``overrides`` (nested dict of flag values).
+
+    ``overrides`` values of ``None`` are ignored so that unset CLI flags do not mask the
+    environment or the file.
+    """
+    _FileSource.path = Path(config_file) if config_file else None
+    try:
+        cleaned = _drop_none(overrides or {})
+        if not cleaned:
+            return Settings()
+        # init values take precedence over env; merge nested sections so a flag that sets one
+        # field of a section does not reset the section's other fields from env or file.
+        base = Settings().model_dump()
+        return Settings(**_deep_merge(base, cleaned))
+    finally:
+        _FileSource.path = None
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            nested = _drop_none(value)
+            if nested:
+                out[key] = nested
+        elif value is not None:
+            out[key] = value
+    return out
