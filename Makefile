@@ -42,7 +42,7 @@ test: $(STAMP) apt-deps lint
 
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[test,bench]'
-	$(BIN)/python -m tests.benchmarks
+	$(BIN)/python -m tests.benchmarks $(BENCH)
 
 clean:
 	rm -rf $(VENV) .policyloop .pytest_cache .ruff_cache .hypothesis
