@@ -1,0 +1,1 @@
+"""The simulated fleet that plays "production", and the environments it runs."""
