@@ -1,0 +1,184 @@
+"""The fleet: gymnasium environments playing production traffic through the SDK.
+
+Each episode is played by an *acting policy* (anything with ``act(episode_id, state,
+possible_actions) -> Decision``: the built-in uniform policy, or the SDK's policy client serving
+a registry version) and, when a ``DecisionLogger`` is given, every decision is logged with the
+propensity the policy really used, every reward with its step, and the episode's end with
+``terminal`` (the environment ended it) or not (cut by the time limit).
+
+Environments are adapted by :data:`ENVIRONMENTS`: how an observation becomes the state map, and
+which actions are possible at each step.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+from services.simulator import recommendation_env
+
+__all__ = [
+    "ENVIRONMENTS",
+    "ActingPolicy",
+    "Decision",
+    "EnvAdapter",
+    "EpisodeStats",
+    "UniformPolicy",
+    "play_episodes",
+]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What an acting policy chose, with the distribution it sampled from."""
+
+    action: int | str
+    propensity: float
+    action_probs: list[float]
+    policy_version: str
+
+
+class ActingPolicy(Protocol):
+    def act(
+        self, episode_id: str, state: dict[str, float], possible_actions: Sequence[int | str]
+    ) -> Decision: ...
+
+
+class UniformPolicy:
+    """Chooses uniformly among the possible actions (the logging policy of a cold start)."""
+
+    version = "uniform"
+
+    def __init__(self, seed: int = 0) -> None:
+        self._rng = random.Random(seed)
+
+    def act(
+        self, episode_id: str, state: dict[str, float], possible_actions: Sequence[int | str]
+    ) -> Decision:
+        n = len(possible_actions)
+        index = self._rng.randrange(n)
+        return Decision(possible_actions[index], 1.0 / n, [1.0 / n] * n, self.version)
+
+
+@dataclass(frozen=True)
+class EnvAdapter:
+    """How the fleet talks to one environment."""
+
+    env_id: str
+    feature_names: list[str]
+    possible_actions: Callable[[gym.Env, dict[str, Any]], list[int]]
+    make_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def state(self, observation: np.ndarray) -> dict[str, float]:
+        return {
+            name: float(value) for name, value in zip(self.feature_names, observation, strict=True)
+        }
+
+
+def _all_actions(env: gym.Env, info: dict[str, Any]) -> list[int]:
+    return list(range(env.action_space.n))
+
+
+def _available_items(env: gym.Env, info: dict[str, Any]) -> list[int]:
+    return list(info["possible_actions"])
+
+
+ENVIRONMENTS: dict[str, EnvAdapter] = {
+    "CartPole-v1": EnvAdapter(
+        "CartPole-v1",
+        ["cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity"],
+        _all_actions,
+    ),
+    recommendation_env.ENV_ID: EnvAdapter(
+        recommendation_env.ENV_ID, recommendation_env.feature_names(4), _available_items
+    ),
+}
+
+
+@dataclass
+class EpisodeStats:
+    """Per-episode returns and who played them."""
+
+    returns: list[float] = field(default_factory=list)
+    discounted_returns: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+
+    def extend(self, other: EpisodeStats) -> None:
+        self.returns += other.returns
+        self.discounted_returns += other.discounted_returns
+        self.lengths += other.lengths
+        self.versions += other.versions
+
+    def mean_return(self, version: str | None = None) -> float:
+        picked = [
+            r for r, v in zip(self.returns, self.versions, strict=True) if version in (None, v)
+        ]
+        return float(np.mean(picked)) if picked else float("nan")
+
+
+def play_episodes(
+    env_id: str,
+    episodes: int,
+    policy: ActingPolicy,
+    logger: Any | None = None,
+    seed: int = 0,
+    episode_prefix: str = "ep",
+    gamma: float = 0.99,
+    on_episode: Callable[[], None] | None = None,
+) -> EpisodeStats:
+    """Play ``episodes`` episodes of ``env_id`` with ``policy``, logging through ``logger``.
+
+    Episode ``n`` is reset with seed ``seed + n`` and named ``f"{episode_prefix}-{n}"``, so a
+    run is reproducible and its episode ids are unique per prefix.
+    """
+    if env_id not in ENVIRONMENTS:
+        raise ValueError(f"env={env_id!r}: unknown; choose one of {sorted(ENVIRONMENTS)}")
+    adapter = ENVIRONMENTS[env_id]
+    env = gym.make(env_id, **adapter.make_kwargs)
+    stats = EpisodeStats()
+    try:
+        for n in range(episodes):
+            episode_id = f"{episode_prefix}-{n}"
+            observation, info = env.reset(seed=seed + n)
+            total, discounted, discount, step, version = 0.0, 0.0, 1.0, 0, ""
+            while True:
+                state = adapter.state(observation)
+                possible = adapter.possible_actions(env, info)
+                decision = policy.act(episode_id, state, possible)
+                version = decision.policy_version
+                observation, reward, terminated, truncated, info = env.step(decision.action)
+                if logger is not None:
+                    logger.decision(
+                        episode_id,
+                        step,
+                        state,
+                        decision.action,
+                        list(possible),
+                        decision.propensity,
+                        decision.policy_version,
+                        action_probs=decision.action_probs,
+                    )
+                    logger.reward(episode_id, step, float(reward))
+                total += reward
+                discounted += discount * reward
+                discount *= gamma
+                if terminated or truncated:
+                    if logger is not None:
+                        logger.end_episode(episode_id, terminal=bool(terminated), last_step=step)
+                    break
+                step += 1
+            stats.returns.append(total)
+            stats.discounted_returns.append(discounted)
+            stats.lengths.append(step + 1)
+            stats.versions.append(version)
+            if on_episode is not None:
+                on_episode()
+    finally:
+        env.close()
+    return stats
