@@ -1,0 +1,96 @@
+"""Reading the ``timeline`` Delta table at a pinned version, with an optional window.
+
+A learner run must be reproducible and auditable: it reads one table version (the newest when
+none is given) and records that version in its outputs, so the same run can be replayed later
+even though the sessionizer keeps appending.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.tables import TIMELINE_SCHEMA
+from services.delta_tables import open_table, read_table
+
+__all__ = ["TimelineSnapshot", "load_timeline"]
+
+
+@dataclass(frozen=True)
+class TimelineSnapshot:
+    """The rows a run trains and evaluates on, and where they came from."""
+
+    table: pa.Table
+    uri: str
+    version: int
+
+    @property
+    def rows(self) -> int:
+        return self.table.num_rows
+
+    @property
+    def episodes(self) -> int:
+        return len(pc.unique(self.table.column("episode_id"))) if self.table.num_rows else 0
+
+
+def load_timeline(
+    uri: str | os.PathLike[str],
+    version: int | None = None,
+    window_days: int | None = None,
+    window_rows: int | None = None,
+) -> TimelineSnapshot:
+    """Read the timeline table at ``version`` (default: newest), restricted to a window.
+
+    ``window_days=N`` keeps the rows whose ``ds`` is within the last N days of the newest ``ds``
+    in the table (a partition filter, so old partitions are not read). ``window_rows=N`` keeps
+    whole episodes, newest first (by their last decision time), while the total stays within N
+    rows (always at least one episode), so sequential estimators never see an episode without
+    its beginning. Both windows may be combined; days are applied first.
+    """
+    if window_days is not None and window_days < 1:
+        raise ValueError(f"window_days={window_days}: must be at least 1")
+    if window_rows is not None and window_rows < 1:
+        raise ValueError(f"window_rows={window_rows}: must be at least 1")
+    if version is not None and version < 0:
+        raise ValueError(f"version={version}: must be a non-negative table version")
+    delta = open_table(uri)
+    if delta is None:
+        raise FileNotFoundError(f"timeline table {uri!s}: no Delta table there")
+    if version is not None:
+        newest = delta.version()
+        if version > newest:
+            raise ValueError(f"version={version}: the table's newest version is {newest}")
+        delta.load_as_version(version)
+    pinned = delta.version()
+    ds_filter = None
+    if window_days is not None:
+        all_ds = read_table(delta, TIMELINE_SCHEMA, columns=["ds"]).column("ds")
+        if len(all_ds):
+            newest_ds = dt.date.fromisoformat(pc.max(all_ds).as_py())
+            cutoff = (newest_ds - dt.timedelta(days=window_days - 1)).isoformat()
+            ds_filter = pc.field("ds") >= cutoff
+    table = read_table(delta, TIMELINE_SCHEMA, filter=ds_filter)
+    if window_rows is not None and table.num_rows > window_rows:
+        table = _newest_whole_episodes(table, window_rows)
+    return TimelineSnapshot(table=table, uri=str(uri), version=pinned)
+
+
+def _newest_whole_episodes(table: pa.Table, max_rows: int) -> pa.Table:
+    """Whole episodes, newest (by last ``ts``) first, while their rows fit in ``max_rows``."""
+    grouped = table.group_by("episode_id").aggregate([("ts", "max"), ("ts", "count")])
+    order = pc.sort_indices(
+        grouped, sort_keys=[("ts_max", "descending"), ("episode_id", "ascending")]
+    )
+    grouped = grouped.take(order)
+    counts = grouped.column("ts_count").to_numpy()
+    keep, total = [], 0
+    for episode, count in zip(grouped.column("episode_id").to_pylist(), counts, strict=True):
+        if keep and total + int(count) > max_rows:
+            break
+        keep.append(episode)
+        total += int(count)
+    return table.filter(pc.is_in(table.column("episode_id"), value_set=pa.array(keep)))
