@@ -1,0 +1,53 @@
+"""Published versions are announced on <prefix>.policy-updates; failures never un-publish."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from learner.registry import Registry
+from services.kafka_settings import KafkaSettings
+from tests.learner.registry.tiny_policy import manifest
+
+
+def _read_all(kafka: KafkaSettings, expected: int, timeout_s: float = 20.0) -> list[dict]:
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False)
+    try:
+        partition = TopicPartition(kafka.policy_updates_topic, 0)
+        consumer.assign([partition])
+        consumer.seek_to_beginning(partition)
+        messages: list[dict] = []
+        batches = consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=expected)
+        for records in batches.values():
+            messages.extend(json.loads(r.value) for r in records)
+        return messages
+    finally:
+        consumer.close()
+
+
+@pytest.mark.integration
+def test_publish_announces_policy_version_and_sha256(tmp_path, kafka, tiny_bytes):
+    registry = Registry(str(tmp_path / "registry"), "ranker", kafka=kafka)
+    version = registry.publish(tiny_bytes, manifest())
+    messages = _read_all(kafka, expected=1)
+    assert len(messages) == 1
+    message = messages[0]
+    assert message["policy"] == "ranker" and message["version"] == version
+    assert message["sha256"] == registry.manifest(version)["sha256"]
+    assert isinstance(message["ts"], int)
+    assert registry.announce_failures == 0
+
+
+def test_unreachable_broker_is_counted_and_the_version_stays_published(tmp_path, tiny_bytes):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again when the block ends: nobody listens
+    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}")
+    registry = Registry(str(tmp_path / "registry"), "ranker", kafka=kafka, announce_timeout_s=1.0)
+    version = registry.publish(tiny_bytes, manifest())
+    assert registry.announce_failures == 1
+    assert registry.current() == version
+    assert registry.verify(version)["version"] == version
