@@ -1,4 +1,8 @@
-"""Settings of the sessionizer (Faust worker turning events into timeline rows)."""
+"""Settings of the sessionizer (the stream worker turning events into timeline rows).
+
+Durations are in seconds. Every field is reachable as ``POLICYLOOP_SESSIONIZER__<FIELD>`` and,
+for the ones that matter day to day, as a ``policyloop sessionize`` flag.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,49 @@ __all__ = ["SessionizerSettings"]
 
 
 class SessionizerSettings(BaseModel):
-    """Windows, timeouts and sink batching. Durations are in seconds."""
+    """Windows, timeouts, sink batching and where the worker keeps its state."""
 
     table_uri: str = ".policyloop/tables/timeline"
-    app_id: str = "policyloop-sessionizer"
+    state_uri: str | None = Field(
+        default=None,
+        description="Where episode-state checkpoints live (local path or object-store URI); "
+        "default: '<table_uri>.state' next to the table.",
+    )
+    app_id: str = Field(
+        default="policyloop-sessionizer",
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="Kafka consumer group id; also the prefix of the Delta transaction ids.",
+    )
     reward_window_s: float = Field(default=60.0, ge=0)
     reward_aggregation: Literal["sum", "first"] = "sum"
     default_reward: float = 0.0
     episode_timeout_s: float = Field(default=600.0, gt=0)
+    idle_clock_slack_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="A caught-up partition's event clock follows wall time minus this slack, "
+        "so windows and timeouts still close when no new events arrive.",
+    )
+    closed_memory_episodes: int = Field(
+        default=100_000,
+        ge=0,
+        description="How many recently closed episodes are remembered to tell late events.",
+    )
     batch_max_rows: int = Field(default=50_000, ge=1)
     batch_max_seconds: float = Field(default=2.0, gt=0)
+    fetch_max_records: int = Field(default=500, ge=1)
+    rebalance_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Consumer-group rebalance timeout. The embedded broker completes a join only "
+        "after it, so keep it small there.",
+    )
+    session_timeout_s: float = Field(default=10.0, gt=0)
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
     metrics_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
+    metrics_host: str = "127.0.0.1"
     web_port: int = Field(default=0, ge=0, le=65535)
+
+    def resolved_state_uri(self) -> str:
+        """The checkpoint location: ``state_uri`` or ``<table_uri>.state``."""
+        return self.state_uri or f"{self.table_uri.rstrip('/')}.state"

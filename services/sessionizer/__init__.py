@@ -1,0 +1,6 @@
+"""The sessionizer: events from Kafka into the Delta ``timeline`` table, exactly once."""
+
+from services.sessionizer.sessionize import DeadLetter, Output, PartitionSessionizer, SessionConfig
+from services.sessionizer.settings import SessionizerSettings
+
+__all__ = ["DeadLetter", "Output", "PartitionSessionizer", "SessionConfig", "SessionizerSettings"]
