@@ -18,6 +18,8 @@ __all__ = ["cli", "settings_from_context"]
 
 _COMMANDS: dict[str, str] = {
     "broker": "services.cli.broker_cmd:broker",
+    "sessionize": "services.sessionizer.cli:sessionize",
+    "table": "services.sessionizer.cli:table",
 }
 
 
