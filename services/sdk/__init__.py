@@ -1,0 +1,51 @@
+"""The logging SDK: ``DecisionLogger`` sends decisions, rewards and episode ends to Kafka.
+
+    from services.sdk import DecisionLogger
+
+    with DecisionLogger("127.0.0.1:9092") as logger:
+        logger.decision("ep-1", 0, {"x": 0.5}, "a", ["a", "b"], 0.7, "v1",
+                        action_probs=[0.7, 0.3])
+        logger.reward("ep-1", 0, 1.0)
+        logger.end_episode("ep-1", terminal=True)
+
+The names are imported on first use: ``services.settings`` imports ``services.sdk.settings``,
+and every CLI command would otherwise pay for importing kafka-python and prometheus-client.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "DecisionLogger",
+    "EventValidationError",
+    "LoggerClosedError",
+    "QueueFullError",
+    "SdkError",
+    "SdkSettings",
+    "SpoolFullError",
+]
+
+_WHERE = {
+    "DecisionLogger": "services.sdk.logger",
+    "EventValidationError": "services.sdk.errors",
+    "LoggerClosedError": "services.sdk.errors",
+    "QueueFullError": "services.sdk.errors",
+    "SdkError": "services.sdk.errors",
+    "SdkSettings": "services.sdk.settings",
+    "SpoolFullError": "services.sdk.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'services.sdk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

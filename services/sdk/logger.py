@@ -1,0 +1,338 @@
+"""``DecisionLogger``: what an application calls to log decisions, rewards and episode ends.
+
+The caller's thread only validates (the schema's rules and increasing steps per episode), packs
+the event with msgpack and appends it to an in-memory deque; a background :class:`Sender`
+thread batches per partition and delivers to Kafka or the disk spool. So a ``decision(...)``
+call costs microseconds and never waits for the network, invalid input raises at the call and
+never reaches Kafka, and ``flush()`` is where a caller learns whether the broker has everything.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import secrets
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from types import TracebackType
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from schemas.events import EpisodeStepTracker, EventValidationError, validate_event
+from services.kafka_settings import KafkaSettings
+from services.sdk.errors import LoggerClosedError, QueueFullError, SdkError
+from services.sdk.metrics import CallerCounts, sdk_metrics
+from services.sdk.records import BATCH_OVERHEAD_BYTES, pack_event
+from services.sdk.sender import Sender
+from services.sdk.settings import SdkSettings
+from services.sdk.spool import DiskSpool
+
+__all__ = ["DecisionLogger"]
+
+log = logging.getLogger(__name__)
+
+_open_loggers: weakref.WeakSet[DecisionLogger] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_loggers() -> None:
+    """At interpreter exit, deliver or spool what open loggers still hold."""
+    for logger in list(_open_loggers):
+        try:
+            logger.close(timeout=logger.settings.close_timeout_s)
+        except Exception as exc:  # pragma: no cover - best effort at exit
+            log.error("closing a DecisionLogger at exit: %s", exc)
+
+
+class DecisionLogger:
+    """Logs a stochastic policy's decisions, rewards and episode ends to ``<prefix>.events``.
+
+    Thread-safe: several application threads may log through one logger. Use it as a context
+    manager, or call :meth:`close`, so that what is queued is delivered or spooled.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | None = None,
+        topic_prefix: str = "policyloop",
+        *,
+        kafka: KafkaSettings | None = None,
+        settings: SdkSettings | None = None,
+        producer_options: dict[str, Any] | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        if kafka is None:
+            kafka = KafkaSettings(topic_prefix=topic_prefix)
+            if bootstrap_servers is not None:
+                kafka = kafka.model_copy(update={"bootstrap_servers": bootstrap_servers})
+        elif bootstrap_servers is not None:
+            kafka = kafka.model_copy(update={"bootstrap_servers": bootstrap_servers})
+        self.kafka = kafka
+        self.settings = settings = settings or SdkSettings()
+        if settings.switch_interval_s is not None:
+            sys.setswitchinterval(settings.switch_interval_s)
+        self._queue: deque[tuple[str, bytes, bool]] = deque()
+        self._max_queue = settings.queue_max_events
+        self._max_event_bytes = settings.record_max_bytes - BATCH_OVERHEAD_BYTES
+        self._tracker = EpisodeStepTracker(settings.max_open_episodes)
+        self._lock = threading.Lock()
+        self._counts = CallerCounts()
+        self._accepted = self._counts.accepted
+        self._id_prefix = secrets.token_hex(6) + "-"
+        self._ids = itertools.count()
+        self._closed = False
+        self._metrics = sdk_metrics(registry)
+        self._spool = DiskSpool(
+            settings.spool_dir,
+            settings.spool_max_bytes,
+            settings.spool_segment_bytes,
+            fsync=settings.spool_fsync,
+        )
+        self._sender = Sender(
+            self._queue,
+            kafka,
+            settings,
+            self._spool,
+            self._metrics,
+            self._counts,
+            producer_options,
+        )
+        self._sender.start()
+        _open_loggers.add(self)
+
+    # -- logging -------------------------------------------------------------------------------
+    def decision(
+        self,
+        episode_id: str,
+        step: int,
+        state: dict[str, float],
+        action: str | int,
+        possible_actions: list[str | int],
+        propensity: float,
+        policy_version: str,
+        *,
+        action_probs: list[float] | None = None,
+        context: dict[str, str] | None = None,
+        event_id: str | None = None,
+        ts: int | None = None,
+    ) -> str:
+        """Log that ``action`` was taken with probability ``propensity``; returns the event id."""
+        if event_id is None:
+            event_id = f"{self._id_prefix}{next(self._ids)}"
+        event = {
+            "type": "decision",
+            "event_id": event_id,
+            "episode_id": episode_id,
+            "step": step,
+            "ts": time.time_ns() // 1_000_000 if ts is None else ts,
+            "state": state,
+            "action": action,
+            "possible_actions": possible_actions,
+            "propensity": propensity,
+            "policy_version": policy_version,
+        }
+        if action_probs is not None:
+            event["action_probs"] = action_probs
+        if context is not None:
+            event["context"] = context
+        self._submit(event, episode_id, False)
+        return event_id
+
+    def reward(
+        self,
+        episode_id: str,
+        step: int,
+        reward: float,
+        *,
+        metrics: dict[str, float] | None = None,
+        event_id: str | None = None,
+        ts: int | None = None,
+    ) -> str:
+        """Log the reward of the decision at ``step``; returns the event id."""
+        if event_id is None:
+            event_id = f"{self._id_prefix}{next(self._ids)}"
+        event = {
+            "type": "reward",
+            "event_id": event_id,
+            "episode_id": episode_id,
+            "step": step,
+            "ts": time.time_ns() // 1_000_000 if ts is None else ts,
+            "reward": reward,
+        }
+        if metrics is not None:
+            event["metrics"] = metrics
+        self._submit(event, episode_id, False)
+        return event_id
+
+    def end_episode(
+        self,
+        episode_id: str,
+        terminal: bool,
+        *,
+        last_step: int | None = None,
+        event_id: str | None = None,
+        ts: int | None = None,
+    ) -> str:
+        """Log that the episode ended (``terminal``) or was cut; returns the event id."""
+        if event_id is None:
+            event_id = f"{self._id_prefix}{next(self._ids)}"
+        event = {
+            "type": "episode_end",
+            "event_id": event_id,
+            "episode_id": episode_id,
+            "ts": time.time_ns() // 1_000_000 if ts is None else ts,
+            "terminal": terminal,
+        }
+        if last_step is not None:
+            event["last_step"] = last_step
+        self._submit(event, episode_id, True)
+        return event_id
+
+    def _submit(self, event: dict[str, Any], episode_id: str, is_end: bool) -> None:
+        validate_event(event)
+        with self._lock:
+            if self._closed:
+                raise LoggerClosedError(
+                    f"this DecisionLogger is closed; the {event['type']} event was not logged"
+                )
+            if len(self._queue) >= self._max_queue and not self._make_room(event):
+                return
+            packed = pack_event(event)
+            if len(packed) > self._max_event_bytes:
+                raise EventValidationError(
+                    "event",
+                    f"{len(packed)} bytes",
+                    f"encoded event must be at most {self._max_event_bytes} bytes "
+                    "(sdk.record_max_bytes)",
+                    event["type"],
+                )
+            self._tracker.check(event)
+            self._queue.append((episode_id, packed, is_end))
+            self._accepted[event["type"]] += 1
+
+    def _make_room(self, event: dict[str, Any]) -> bool:
+        """The queue is full: apply ``when_full``. True if the event may be enqueued now."""
+        settings = self.settings
+        if settings.when_full == "drop":
+            self._tracker.check(event)
+            dropped = self._counts.dropped
+            dropped["queue_full"] = dropped.get("queue_full", 0) + 1
+            log.warning(
+                "dropped a %s event of episode %s: the queue holds queue_max_events=%d events "
+                "and when_full=drop (dropped so far: %d)",
+                event["type"],
+                event["episode_id"],
+                self._max_queue,
+                dropped["queue_full"],
+            )
+            return False
+        self._sender.wake()
+        deadline = time.monotonic() + settings.block_timeout_s
+        while len(self._queue) >= self._max_queue:
+            if self._sender.fatal is not None:
+                raise SdkError("the SDK sender thread failed") from self._sender.fatal
+            if time.monotonic() >= deadline:
+                hint = (
+                    "the disk spool is full too: raise sdk.spool_max_bytes"
+                    if settings.when_full == "spill"
+                    else "raise sdk.queue_max_events or sdk.block_timeout_s, or set "
+                    "sdk.when_full=spill to overflow to disk"
+                )
+                raise QueueFullError(
+                    f"the SDK queue stayed full (queue_max_events={self._max_queue}) for "
+                    f"block_timeout_s={settings.block_timeout_s:g}s and the {event['type']} "
+                    f"event was not logged; the broker at {self.kafka.bootstrap_servers} is "
+                    f"slow or unreachable. {hint}"
+                )
+            time.sleep(0.0005)
+        return True
+
+    # -- delivery ----------------------------------------------------------------------------------
+    @property
+    def queue_depth(self) -> int:
+        """Events accepted and not yet taken by the sender thread."""
+        return len(self._queue)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Return once the broker acknowledged everything accepted so far (and spool leftovers).
+
+        Raises :class:`TimeoutError` after ``timeout`` seconds saying how many events are still
+        queued, in flight or spooled (nothing is lost by the timeout: they stay queued).
+        """
+        sender = self._sender
+        target = self._counts.accepted_total + sender.leftover_events
+        deadline = None if timeout is None else time.monotonic() + timeout
+        lost_before = sender.lost_events
+        sender.wake()
+        delay = 0.0005
+        while sender.settled_events < target:
+            if sender.fatal is not None:
+                raise SdkError("the SDK sender thread failed") from sender.fatal
+            if not sender.is_alive():
+                raise SdkError("the SDK sender thread is not running (logger closed?)")
+            if deadline is not None and time.monotonic() >= deadline:
+                pending = sender.pending_summary()
+                raise TimeoutError(
+                    f"flush timed out after {timeout:g}s: {target - sender.settled_events} "
+                    f"events are not acknowledged by the broker at "
+                    f"{self.kafka.bootstrap_servers} ({pending['queued']} queued in memory, "
+                    f"{pending['in_flight']} in flight, {pending['spooled']} spooled to disk "
+                    f"at {self._spool.directory}); they are kept and re-sent"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+            sender.wake()
+        self._metrics.publish(self._counts)
+        if sender.lost_events > lost_before:
+            raise SdkError(
+                f"{sender.lost_events - lost_before} events could be neither delivered nor "
+                f"spooled (spool_max_bytes={self.settings.spool_max_bytes}); see the log"
+            )
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush (up to ``timeout``), then stop the sender; what is unacknowledged is spooled.
+
+        ``timeout`` defaults to ``sdk.close_timeout_s`` so that leaving a ``with`` block never
+        hangs on an unreachable broker.
+
+        After a flush timeout nothing is lost: queued and in-flight events are written to the
+        disk spool and the next logger started on the same ``spool_dir`` sends them first.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        _open_loggers.discard(self)
+        if timeout is None:
+            timeout = self.settings.close_timeout_s
+        try:
+            if self._sender.is_alive():
+                self.flush(timeout)
+        except TimeoutError as exc:
+            log.warning("%s", exc)
+        finally:
+            self._sender.stop()
+            pending = self._spool.unread_events
+            if pending:
+                log.warning(
+                    "%d events remain in the disk spool %s; a DecisionLogger started on it "
+                    "sends them first",
+                    pending,
+                    self._spool.directory,
+                )
+
+    def __enter__(self) -> DecisionLogger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,450 @@
+"""The background thread that moves events from the in-memory queue to Kafka (or the spool).
+
+It owns the producer, the partition cache and the disk spool; the caller's thread only appends
+``(episode_id, packed_event, is_end)`` tuples to a ``collections.deque``.
+
+Ordering. Events of one partition reach Kafka in the order they were accepted:
+
+* records of a partition are handed to kafka-python in order, and kafka-python keeps them in
+  order (idempotent producer or one request in flight per connection);
+* records go to Kafka *directly* only while the spool is completely empty (nothing unread,
+  nothing awaiting its acknowledgement);
+* otherwise new records are appended to the spool's tail, and the spool is replayed only when
+  no direct record is still waiting for its acknowledgement, so whatever was handed to Kafka
+  before an outage is delivered before anything spooled after it;
+* a logger that stops while records it handed to Kafka are unacknowledged writes them in front
+  of the spool, so a later logger sends them first.
+
+Outage detection: the oldest unacknowledged record is older than ``outage_after_s`` (or there
+is no producer yet). kafka-python keeps retrying what it was handed for ``delivery_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from schemas.wire import decode_record
+from services.kafka_settings import KafkaSettings
+from services.sdk.errors import SpoolFullError
+from services.sdk.metrics import CallerCounts, SdkMetrics
+from services.sdk.partitioning import EpisodePartitioner
+from services.sdk.records import BATCH_OVERHEAD_BYTES, assemble_record, pack_event
+from services.sdk.settings import SdkSettings
+from services.sdk.spool import DiskSpool, SpoolEntry
+
+__all__ = ["UNKNOWN_PARTITION", "Sender"]
+
+log = logging.getLogger(__name__)
+
+#: Partition of a spooled record written before the topic's partition count was known; it is
+#: split by episode when replayed.
+UNKNOWN_PARTITION = -1
+
+_DRAIN_MAX = 50_000  # events per loop at most, so one loop holds the GIL briefly
+
+
+class _InFlight:
+    __slots__ = ("direct", "future", "n_events", "partition", "record", "sent_at", "spool_entry")
+
+    def __init__(
+        self,
+        future: Any,
+        partition: int,
+        record: bytes,
+        n_events: int,
+        sent_at: float,
+        direct: bool,
+        spool_entry: SpoolEntry | None,
+    ) -> None:
+        self.future = future
+        self.partition = partition
+        self.record = record
+        self.n_events = n_events
+        self.sent_at = sent_at
+        self.direct = direct
+        self.spool_entry = spool_entry
+
+
+class Sender(threading.Thread):
+    """Drains the queue into per-partition batch records and delivers them."""
+
+    def __init__(
+        self,
+        queue: deque[tuple[str, bytes, bool]],
+        kafka: KafkaSettings,
+        settings: SdkSettings,
+        spool: DiskSpool,
+        metrics: SdkMetrics,
+        counts: CallerCounts,
+        producer_options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(name="policyloop-sdk-sender", daemon=True)
+        self._queue = queue
+        self._kafka = kafka
+        self._topic = kafka.events_topic
+        self._settings = settings
+        self._spool = spool
+        self._metrics = metrics
+        self._counts = counts
+        self._producer_options = dict(producer_options or {})
+        self._producer: Any = None
+        self._partitioner: EpisodePartitioner | None = None
+        self._inflight: deque[_InFlight] = deque()
+        # Records drained for the spool that did not fit yet (spool full); written first.
+        self._unspooled: deque[tuple[int, bytes, int]] = deque()
+        self._spool_full_logged = False
+        self._direct_inflight = 0
+        self._next_connect = 0.0
+        self._connect_failures = 0
+        self._stop_requested = threading.Event()
+        self._wake = threading.Event()
+        self._linger = settings.linger_ms / 1000.0
+        self._spill_at = max(1, int(settings.queue_max_events * settings.spill_at_fraction))
+        self._record_budget = settings.record_max_bytes - BATCH_OVERHEAD_BYTES
+        #: Events found in the spool at start (sent before anything new).
+        self.leftover_events = spool.unread_events
+        #: Events acknowledged by the broker; with ``lost_events``, what flush() waits for.
+        self.acked_events = 0
+        #: Events that could be neither delivered nor spooled (counted and logged as dropped).
+        self.lost_events = 0
+        self.fatal: BaseException | None = None
+        self.outage = False
+
+    # -- control from other threads ----------------------------------------------------------
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the thread to persist what is left and exit; wait for it."""
+        self._stop_requested.set()
+        self._wake.set()
+        self.join(timeout)
+
+    @property
+    def settled_events(self) -> int:
+        return self.acked_events + self.lost_events
+
+    def pending_summary(self) -> dict[str, int]:
+        return {
+            "queued": len(self._queue),
+            "in_flight": sum(f.n_events for f in list(self._inflight)),
+            "spooled": self._spool.unread_events + sum(n for _, _, n in list(self._unspooled)),
+        }
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            while not self._stop_requested.is_set():
+                self._step()
+                if self._wake.wait(self._linger if self._linger > 0 else 0.0005):
+                    self._wake.clear()
+            self._step()
+            self._shutdown()
+        except BaseException as exc:  # surfaced by flush()/close() in the caller's thread
+            self.fatal = exc
+            log.exception("the SDK sender thread stopped on an unexpected error")
+            raise
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        self._ensure_producer(now)
+        self._reap(now)
+        self.outage = self._producer is None or bool(
+            self._inflight and now - self._inflight[0].sent_at > self._settings.outage_after_s
+        )
+        self._replay_spool(now)
+        self._route_queue(now)
+        self._spool.sync()
+        self._metrics.publish(self._counts)
+        self._metrics.queue_depth.set(len(self._queue))
+        self._metrics.spool_bytes.set(self._spool.bytes)
+
+    def _window_open(self) -> bool:
+        return len(self._inflight) < self._settings.inflight_max_records
+
+    # -- producer ------------------------------------------------------------------------------
+    def _producer_config(self) -> dict[str, Any]:
+        s = self._settings
+        config: dict[str, Any] = {
+            "bootstrap_servers": self._kafka.bootstrap_servers,
+            "client_id": "policyloop-sdk",
+            "acks": "all",
+            "enable_idempotence": s.idempotence,
+            "max_in_flight_requests_per_connection": 1,
+            "compression_type": None if s.compression == "none" else s.compression,
+            "linger_ms": 0,
+            "batch_size": 1 << 20,
+            "max_request_size": 4 << 20,
+            "delivery_timeout_ms": int(s.delivery_timeout_s * 1000),
+            "max_block_ms": s.max_block_ms,
+            "reconnect_backoff_max_ms": int(s.reconnect_backoff_s * 1000),
+            **self._kafka.client_options(),
+        }
+        config.update(self._producer_options)
+        return config
+
+    def _ensure_producer(self, now: float) -> None:
+        if self._producer is not None and self._partitioner is not None:
+            return
+        if now < self._next_connect:
+            return
+        from kafka import KafkaProducer  # imported here: kafka-python's import is slow
+
+        try:
+            if self._producer is None:
+                self._producer = KafkaProducer(**self._producer_config())
+            partitions = self._producer.partitions_for(self._topic)
+            if not partitions:
+                raise RuntimeError(f"topic {self._topic} has no partitions (does it exist?)")
+            self._partitioner = EpisodePartitioner(
+                len(partitions), self._settings.max_open_episodes
+            )
+            if self._connect_failures:
+                log.warning("connected to Kafka at %s", self._kafka.bootstrap_servers)
+            self._connect_failures = 0
+        except Exception as exc:
+            self._connect_failures += 1
+            self._next_connect = now + self._settings.reconnect_backoff_s
+            if self._connect_failures == 1 or self._connect_failures % 60 == 0:
+                log.warning(
+                    "cannot reach Kafka at %s for topic %s (%s: %s); events go to the disk "
+                    "spool %s and are sent when it is reachable",
+                    self._kafka.bootstrap_servers,
+                    self._topic,
+                    type(exc).__name__,
+                    exc,
+                    self._spool.directory,
+                )
+
+    def _send(
+        self, partition: int, record: bytes, n_events: int, now: float, entry: SpoolEntry | None
+    ) -> None:
+        """Hand one record to kafka-python (raises if it cannot take it now)."""
+        future = self._producer.send(self._topic, value=record, partition=partition)
+        direct = entry is None
+        self._inflight.append(_InFlight(future, partition, record, n_events, now, direct, entry))
+        if direct:
+            self._direct_inflight += 1
+
+    # -- acknowledgements ----------------------------------------------------------------------
+    def _reap(self, now: float) -> None:
+        inflight = self._inflight
+        while inflight and inflight[0].future.is_done:
+            item = inflight.popleft()
+            if item.direct:
+                self._direct_inflight -= 1
+            if item.future.exception is None:
+                self.acked_events += item.n_events
+                self._metrics.sent.inc(item.n_events)
+                self._metrics.records_sent.inc()
+                self._metrics.send_latency.observe(now - item.sent_at)
+            else:
+                self._metrics.send_errors.inc()
+                log.error(
+                    "Kafka did not take a record of %d events for partition %d (%s: %s); "
+                    "it is spooled and sent again (its order relative to later records of "
+                    "that partition may change)",
+                    item.n_events,
+                    item.partition,
+                    type(item.future.exception).__name__,
+                    item.future.exception,
+                )
+                self._spool_records([(item.partition, item.record, item.n_events)])
+            if item.spool_entry is not None:
+                self._spool.commit(item.spool_entry)
+
+    # -- the spool -------------------------------------------------------------------------------
+    def _replay_spool(self, now: float) -> None:
+        spool = self._spool
+        if self.outage or self._partitioner is None or self._direct_inflight:
+            return
+        while self._window_open() and spool.has_unread():
+            entry = spool.read_next()
+            if entry is None:
+                return
+            parts = (
+                [(entry.partition, entry.record, entry.n_events)]
+                if entry.partition != UNKNOWN_PARTITION
+                else self._split_unpartitioned(entry.record)
+            )
+            try:
+                for i, (partition, record, n_events) in enumerate(parts):
+                    last = i == len(parts) - 1
+                    self._send(partition, record, n_events, now, entry if last else None)
+                    if not last:  # only the last part commits the entry; none is "direct"
+                        self._inflight[-1].direct = False
+                        self._direct_inflight -= 1
+            except Exception as exc:
+                # Put the entry back: it is read (and its parts sent) again after the outage.
+                self.outage = True
+                log.warning("re-sending spooled records paused (%s: %s)", type(exc).__name__, exc)
+                spool.unread(entry)
+                return
+
+    def _split_unpartitioned(self, record: bytes) -> list[tuple[int, bytes, int]]:
+        assert self._partitioner is not None
+        buckets: dict[int, list[bytes]] = {}
+        for event in decode_record(record):
+            partition = self._partitioner.partition(event["episode_id"])
+            buckets.setdefault(partition, []).append(pack_event(event))
+        return [r for p, packed in buckets.items() for r in self._records(p, packed)]
+
+    def _spool_records(self, records: list[tuple[int, bytes, int]]) -> None:
+        """Append records to the spool, after any that are still waiting for room."""
+        self._unspooled.extend(records)
+        self._write_unspooled(final=False)
+
+    def _write_unspooled(self, final: bool) -> None:
+        pending = self._unspooled
+        while pending:
+            partition, record, n_events = pending[0]
+            try:
+                self._spool.append(partition, n_events, record)
+            except SpoolFullError as exc:
+                if not final:
+                    if not self._spool_full_logged:
+                        log.error("%s; events wait in memory, callers see when_full", exc)
+                        self._spool_full_logged = True
+                    return
+                pending.popleft()
+                self.lost_events += n_events
+                self._counts.dropped["spool_full"] = (
+                    self._counts.dropped.get("spool_full", 0) + n_events
+                )
+                log.error("dropped %d events at close: %s", n_events, exc)
+            else:
+                pending.popleft()
+                self._spool_full_logged = False
+                self._metrics.spooled.inc(n_events)
+
+    # -- the queue -------------------------------------------------------------------------------
+    def _route_queue(self, now: float) -> None:
+        queue = self._queue
+        if self._unspooled:
+            self._write_unspooled(final=False)
+            if self._unspooled:
+                return  # the spool is full: events wait in the queue
+        if not queue:
+            return
+        direct = (
+            not self.outage
+            and self._partitioner is not None
+            and self._spool.is_empty()
+            and self._direct_inflight == len(self._inflight)
+        )
+        if direct:
+            if not self._window_open() and not self._must_spill():
+                return  # back-pressure: the caller's when_full policy applies
+            if self._window_open():
+                records = self._drain()
+                for i, (partition, record, n_events) in enumerate(records):
+                    try:
+                        self._send(partition, record, n_events, now, None)
+                    except Exception as exc:
+                        self.outage = True
+                        log.warning(
+                            "Kafka cannot take records now (%s: %s); spooling them",
+                            type(exc).__name__,
+                            exc,
+                        )
+                        self._spool_records(records[i:])
+                        return
+                return
+        elif not self._spool_accepts_more():
+            return
+        self._spool_records(self._drain())
+
+    def _must_spill(self) -> bool:
+        return self._settings.when_full == "spill" and len(self._queue) >= self._spill_at
+
+    def _spool_accepts_more(self) -> bool:
+        return self._spool.bytes < self._spool.max_bytes
+
+    def _drain(self) -> list[tuple[int, bytes, int]]:
+        """Pop queued events and pack them into per-partition records, in order."""
+        queue = self._queue
+        popleft = queue.popleft
+        count = min(len(queue), _DRAIN_MAX)
+        partitioner = self._partitioner
+        buckets: dict[int, list[bytes]] = {}
+        if partitioner is None:
+            bucket = buckets[UNKNOWN_PARTITION] = []
+            append = bucket.append
+            for _ in range(count):
+                append(popleft()[1])
+        else:
+            cache_get = partitioner.cache.get
+            assign = partitioner.assign
+            forget = partitioner.forget
+            for _ in range(count):
+                episode, packed, is_end = popleft()
+                partition = cache_get(episode)
+                if partition is None:
+                    partition = assign(episode)
+                if is_end:
+                    forget(episode)
+                bucket = buckets.get(partition)
+                if bucket is None:
+                    bucket = buckets[partition] = []
+                bucket.append(packed)
+        records: list[tuple[int, bytes, int]] = []
+        for partition, packed in buckets.items():
+            records.extend(self._records(partition, packed))
+        return records
+
+    def _records(self, partition: int, packed: list[bytes]) -> list[tuple[int, bytes, int]]:
+        """Split one partition's events into records within the event and byte limits."""
+        max_events = self._settings.batch_max_events
+        budget = self._record_budget
+        if len(packed) <= max_events and sum(map(len, packed)) <= budget:
+            return [(partition, assemble_record(packed), len(packed))]
+        out = []
+        start = 0
+        size = 0
+        for i, item in enumerate(packed):
+            n = len(item)
+            if i > start and (i - start >= max_events or size + n > budget):
+                chunk = packed[start:i]
+                out.append((partition, assemble_record(chunk), len(chunk)))
+                start, size = i, 0
+            size += n
+        chunk = packed[start:]
+        out.append((partition, assemble_record(chunk), len(chunk)))
+        return out
+
+    # -- stopping ----------------------------------------------------------------------------------
+    def _shutdown(self) -> None:
+        """Persist everything not acknowledged, in order, and close the producer."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0)
+            except Exception as exc:
+                log.warning("closing the producer: %s: %s", type(exc).__name__, exc)
+        front: list[tuple[int, int, bytes]] = []
+        for item in self._inflight:
+            if item.future.is_done and item.future.exception is None:
+                self.acked_events += item.n_events
+                self._metrics.sent.inc(item.n_events)
+                if item.spool_entry is not None:
+                    self._spool.commit(item.spool_entry)
+            elif item.direct:
+                front.append((item.partition, item.n_events, item.record))
+            # An unacknowledged spooled record stays uncommitted on disk: it is read again.
+        self._inflight.clear()
+        self._direct_inflight = 0
+        if front:
+            self._spool.prepend(front)
+            self._metrics.spooled.inc(sum(n for _, n, _ in front))
+        self.outage = True
+        while self._queue:
+            self._spool_records(self._drain())
+        self._write_unspooled(final=True)
+        self._spool.close()
+        self._metrics.publish(self._counts)
+        self._metrics.queue_depth.set(0)
+        self._metrics.spool_bytes.set(self._spool.bytes)
