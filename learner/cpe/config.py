@@ -1,0 +1,111 @@
+"""Configuration of counterfactual policy evaluation (CPE).
+
+The algorithm settings (which estimators, how many bootstrap resamples, the discount) are kept
+apart from the settings of the models some estimators fit (the reward model of DM/DR, the
+Q-model of FQE), d3rlpy-style, so that a deployment can change one without touching the other.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "DEFAULT_ONE_STEP_ESTIMATORS",
+    "DEFAULT_SEQUENTIAL_ESTIMATORS",
+    "CpeSettings",
+    "FqeSettings",
+    "RewardModelSettings",
+]
+
+DEFAULT_ONE_STEP_ESTIMATORS = ["ips", "snips", "dm", "dr", "sndr", "switch_dr"]
+DEFAULT_SEQUENTIAL_ESTIMATORS = ["pdis", "wpdis", "seq_dr", "wdr", "magic", "fqe"]
+
+
+class RewardModelSettings(BaseModel):
+    """The reward model q(x, a) of the one-step DM / DR family.
+
+    ``linear`` is a ridge regression per action on standardized features: closed form, exact
+    and fast; ``mlp`` is a small torch network with one output per action for rewards that
+    are not linear in the features. Predictions are cross-fitted (each decision is predicted
+    by a model that did not see it) so that DR's correction term is not fitted to its own noise.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["linear", "mlp"] = "linear"
+    ridge: float = Field(default=1.0, ge=0, description="L2 penalty of the linear model.")
+    hidden_sizes: list[int] = Field(default_factory=lambda: [64, 64])
+    epochs: int = Field(default=30, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    cross_fit_folds: int = Field(default=2, ge=1, description="1 = fit and predict on all data.")
+
+
+class FqeSettings(BaseModel):
+    """Fitted Q evaluation: a torch Q-network regressed on r + gamma * E_pi[Q_target(s', .)].
+
+    The target network is copied every ``target_update_every`` steps, so ``n_steps /
+    target_update_every`` is the number of Bellman backups: it must exceed the effective
+    horizon of the episodes for the value to propagate from their ends to their starts.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    hidden_sizes: list[int] = Field(default_factory=lambda: [64, 64])
+    n_steps: int = Field(default=3000, ge=1)
+    target_update_every: int = Field(default=100, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    grad_clip: float = Field(default=10.0, gt=0)
+
+
+class CpeSettings(BaseModel):
+    """Which estimators run, their bootstrap, and when their diagnostics warn."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gamma: float = Field(
+        default=0.99, ge=0, le=1, description="Discount of the evaluated (sequential) value."
+    )
+    n_bootstrap: int = Field(default=300, ge=0, description="Resamples for the intervals.")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="1 - confidence level.")
+    seed: int = 0
+    one_step_estimators: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ONE_STEP_ESTIMATORS)
+    )
+    sequential_estimators: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SEQUENTIAL_ESTIMATORS)
+    )
+    switch_tau: float = Field(
+        default=20.0, gt=0, description="Switch-DR: weights above this use the model only."
+    )
+    support_tolerance: float = Field(
+        default=1e-6, ge=0, description="Probability mass below this counts as none."
+    )
+    warn_min_ess: float = Field(default=100.0, ge=0)
+    warn_min_ess_fraction: float = Field(default=0.01, ge=0, le=1)
+    warn_max_weight_share: float = Field(default=0.1, gt=0, le=1)
+    warn_unsupported_share: float = Field(default=0.01, ge=0, le=1)
+    reward_model: RewardModelSettings = Field(default_factory=RewardModelSettings)
+    fqe: FqeSettings = Field(default_factory=FqeSettings)
+
+    @field_validator("one_step_estimators", "sequential_estimators")
+    @classmethod
+    def _known_estimators(cls, names: list[str], info) -> list[str]:
+        # Imported here: the estimator registry imports this module.
+        from learner.cpe.registry import ESTIMATORS
+
+        kind = "one_step" if info.field_name == "one_step_estimators" else "sequential"
+        for name in names:
+            if name not in ESTIMATORS:
+                raise ValueError(
+                    f"{info.field_name}: unknown estimator {name!r}; known: {sorted(ESTIMATORS)}"
+                )
+            if ESTIMATORS[name].kind != kind:
+                raise ValueError(
+                    f"{info.field_name}: {name!r} is a {ESTIMATORS[name].kind} estimator, "
+                    f"not {kind}"
+                )
+        return names
