@@ -41,6 +41,13 @@ __all__ = ["sessionize", "table"]
 @click.option("--metrics-port", type=int, default=None, help="/metrics port (0 = a free one).")
 @click.option("--rebalance-timeout", "rebalance_timeout_s", type=float, default=None)
 @click.option("--session-timeout", "session_timeout_s", type=float, default=None)
+@click.option(
+    "--idle-clock-slack",
+    "idle_clock_slack_s",
+    type=float,
+    default=None,
+    help="Seconds behind wall time that a caught-up partition's event clock follows.",
+)
 @click.pass_context
 def sessionize(
     ctx: click.Context,

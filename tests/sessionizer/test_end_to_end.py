@@ -1,0 +1,46 @@
+"""End to end: the SDK logs to the real broker, ``policyloop sessionize`` writes real Delta."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from services.delta_tables import open_table
+from tests.sessionizer.workload import (
+    expected_rows,
+    log_episodes,
+    make_episodes,
+    table_rows,
+    worker_command,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def test_two_thousand_logged_episodes_become_exactly_their_rows(kafka, tmp_path):
+    episodes = make_episodes(2000, seed=1)
+    log_episodes(kafka, episodes, tmp_path / "spool")
+    table_uri = tmp_path / "timeline"
+    done = subprocess.run(
+        worker_command(kafka, table_uri, until_idle=3),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert table_rows(table_uri) == expected_rows(episodes)
+
+
+def test_a_second_run_over_the_same_topic_adds_nothing(kafka, tmp_path):
+    episodes = make_episodes(200, seed=2)
+    log_episodes(kafka, episodes, tmp_path / "spool")
+    table_uri = tmp_path / "timeline"
+    cmd = worker_command(kafka, table_uri, until_idle=2)
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr[-3000:]
+    version = open_table(str(table_uri)).version()
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert table_rows(table_uri) == expected_rows(episodes)
+    assert open_table(str(table_uri)).version() == version
