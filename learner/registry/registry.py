@@ -258,7 +258,8 @@ class Registry:
         directory onto it (a concurrent publisher that lost the race retries with N+1), then
         swap ``CURRENT``, record the change in ``HISTORY`` and announce the version when Kafka
         settings were given. A failed announcement is logged and counted in
-        ``announce_failures``; the version stays published.
+        ``announce_failures``; the version stays published. With ``promote=False`` the version
+        is only stored (and not announced): :meth:`promote` or :meth:`discard` it later.
         """
         if not isinstance(policy_bytes, bytes | bytearray) or not policy_bytes:
             raise RegistryError("publish: policy_bytes must be the non-empty TorchScript bytes")
@@ -285,19 +286,18 @@ class Registry:
         log.info("stored %s/%s (sha256 %s)", self.policy_name, version, stamped["sha256"])
         if promote:
             self._swap_current(version, event="publish")
-        if self.kafka is not None:
-            message = announcement(self.policy_name, version, stamped["sha256"])
-            if not announce_policy(self.kafka, message, timeout_s=self.announce_timeout_s):
-                self.announce_failures += 1
+            self._announce(version, stamped["sha256"])
         return version
 
     def promote(self, version: str) -> str | None:
         """Point CURRENT at ``version`` after verifying it; returns the previous CURRENT.
 
-        Promoting the version that is in rollout ends the rollout.
+        Promoting the version that is in rollout ends the rollout. The new CURRENT is
+        announced like a publication.
         """
-        self.verify(version)
+        manifest = self.verify(version)
         previous = self._swap_current(version, event="promote")
+        self._announce(version, manifest["sha256"])
         rollout = self.rollout()
         if rollout and rollout["version"] == version:
             self.clear_rollout()
@@ -336,7 +336,32 @@ class Registry:
         state = {"version": None, "fraction": 0.0, "started_at": utc_now_iso()}
         self._store.write_atomic(self._p("ROLLOUT"), json.dumps(state).encode())
 
+    def discard(self, version: str) -> None:
+        """Delete a stored version that was never promoted (a run that failed after storing).
+
+        Refused for CURRENT, the rollout candidate, and any version that was ever CURRENT:
+        those are part of the record and of what rollback may return to.
+        """
+        parse_version(version)
+        if not self._store.exists(self._p(version)):
+            raise VersionNotFoundError(f"policy {self.policy_name!r} has no version {version!r}")
+        rollout = self.rollout()
+        ever_current = {entry.get("version") for entry in self.history()}
+        if version == self.current() or (rollout and rollout["version"] == version):
+            raise RegistryError(f"discard {version}: it is CURRENT or in rollout")
+        if version in ever_current:
+            raise RegistryError(f"discard {version}: it was promoted before; it stays on record")
+        self._store.remove_dir(self._p(version))
+        log.info("discarded unpromoted %s/%s", self.policy_name, version)
+
     # ----------------------------------------------------------------- internals
+    def _announce(self, version: str, sha256: str) -> None:
+        if self.kafka is None:
+            return
+        message = announcement(self.policy_name, version, sha256)
+        if not announce_policy(self.kafka, message, timeout_s=self.announce_timeout_s):
+            self.announce_failures += 1
+
     def _all_version_dirs(self) -> list[str]:
         """Every ``v<N>`` directory, complete or not, so numbers are never reused."""
         return [n for n in self._store.list_dirs(self._base) if _VERSION_RE.match(n)]

@@ -48,6 +48,8 @@ class Store(Protocol):
 
     def lock(self, path: str) -> contextlib.AbstractContextManager[None]: ...
 
+    def remove_dir(self, path: str) -> None: ...
+
 
 def store_for(uri: str | os.PathLike[str]) -> Store:
     """The store behind a registry URI: a local directory today."""
@@ -151,6 +153,14 @@ class LocalStore:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    def remove_dir(self, path: str) -> None:
+        """Make directory ``path`` disappear at once (renamed aside), then delete it."""
+        target = self._path(path)
+        aside = target.parent / f".removed-{target.name}-{uuid.uuid4().hex}"
+        os.rename(target, aside)
+        _fsync_dir(target.parent)
+        shutil.rmtree(aside, ignore_errors=True)
 
     @contextlib.contextmanager
     def lock(self, path: str) -> Iterator[None]:

@@ -204,3 +204,20 @@ def test_concurrent_publishers_never_share_a_version(tmp_path, tiny_bytes):
     assert sorted(published, key=lambda v: int(v[1:])) == [f"v{i}" for i in range(1, 21)]
     assert all(registry.verify(v)["version"] == v for v in published)
     assert registry.current() in published
+
+
+def test_discard_removes_a_version_that_was_never_promoted(registry, tiny_bytes):
+    registry.publish(tiny_bytes, manifest())
+    stored = registry.publish(tiny_bytes, manifest(), promote=False)
+    registry.discard(stored)
+    assert registry.versions() == ["v1"]
+    assert registry.publish(tiny_bytes, manifest()) == "v2"  # the number was freed, not skipped
+
+
+def test_discard_refuses_a_version_that_was_ever_current(registry, tiny_bytes):
+    registry.publish(tiny_bytes, manifest())
+    registry.publish(tiny_bytes, manifest())
+    with pytest.raises(RegistryError, match="CURRENT"):
+        registry.discard("v2")
+    with pytest.raises(RegistryError, match="promoted before"):
+        registry.discard("v1")
