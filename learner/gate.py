@@ -1,0 +1,296 @@
+"""The gate: publish a candidate only when the logs prove it beats what is deployed.
+
+The rule, every part configurable in :class:`GateSettings`:
+
+1. the gating estimator (default: DR for one-step data, weighted DR for sequential data) must
+   have run and every number the decision reads must be finite -- a NaN or infinity anywhere
+   (any estimate, the logged value, the incumbent's estimate, the diagnostics) rejects, because
+   it means a broken model or broken data, not a close call;
+2. the candidate's *lower* confidence bound must exceed the logged policy's value by the margin;
+3. and the incumbent's estimate by the margin (when there is an incumbent);
+4. the diagnostics must pass: enough effective samples, little probability on actions the
+   logger never takes, optionally no single overwhelming importance weight, no broken model.
+
+A lower bound, not the point estimate: a candidate that is probably better is not enough, the
+data must rule out "worse" at the chosen confidence. Every check is kept with its numbers in
+words; the decision's ``reasons`` are the failed checks (reject) or the passed ones (publish),
+``sentence`` is the verdict in one line for people and the report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from learner.cpe.diagnostics import Diagnostics, fmt_count
+from learner.cpe.estimate import Estimate
+from learner.cpe.registry import ESTIMATORS, estimator_label
+
+__all__ = ["GateCheck", "GateDecision", "GateSettings", "decide"]
+
+
+class GateSettings(BaseModel):
+    """What a candidate must prove before it is published (see module doc)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    one_step_estimator: str = Field(default="dr", description="Gates one-step (bandit) runs.")
+    sequential_estimator: str = Field(default="wdr", description="Gates sequential runs.")
+    margin: float = Field(
+        default=0.02, ge=0, description="How much the lower bound must exceed each baseline."
+    )
+    margin_kind: Literal["relative", "absolute"] = Field(
+        default="relative",
+        description="relative: margin x |baseline| (0.02 = 2%); absolute: in reward units.",
+    )
+    beat_incumbent: bool = Field(
+        default=True, description="Also require beating the incumbent's estimate."
+    )
+    min_effective_sample_size: float = Field(default=100.0, ge=0)
+    max_unsupported_share: float = Field(
+        default=0.05, ge=0, le=1, description="Share of decisions with mass off the log's support."
+    )
+    max_importance_weight: float | None = Field(
+        default=None, gt=0, description="Reject when any importance weight exceeds this."
+    )
+
+    @field_validator("one_step_estimator", "sequential_estimator")
+    @classmethod
+    def _known(cls, name: str, info) -> str:
+        kind = "one_step" if info.field_name == "one_step_estimator" else "sequential"
+        if name not in ESTIMATORS:
+            raise ValueError(
+                f"{info.field_name}: unknown estimator {name!r}; known: {sorted(ESTIMATORS)}"
+            )
+        if ESTIMATORS[name].kind != kind:
+            raise ValueError(
+                f"{info.field_name}: {name!r} is a {ESTIMATORS[name].kind} estimator, not {kind}"
+            )
+        return name
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One condition of the rule, whether it held, and why, in words."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The verdict: ``decision``, the ``reasons`` for it, a one-line ``sentence``."""
+
+    decision: Literal["publish", "reject"]
+    reasons: list[str]
+    sentence: str
+    estimator: str
+    lower_bound: float = float("nan")
+    logged_value: float = float("nan")
+    incumbent_value: float | None = None
+    checks: list[GateCheck] = field(default_factory=list)
+
+    @property
+    def publish(self) -> bool:
+        return self.decision == "publish"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _num(x: float) -> str:
+    if not math.isfinite(x):
+        return str(x)
+    return f"{x:,.0f}" if abs(x) >= 10_000 else f"{x:.4g}"
+
+
+def _value(x: Estimate | float | None) -> float | None:
+    if x is None:
+        return None
+    return float(x.value) if isinstance(x, Estimate) else float(x)
+
+
+def _threshold(baseline: float, settings: GateSettings) -> float:
+    if settings.margin_kind == "absolute":
+        return baseline + settings.margin
+    return baseline + settings.margin * abs(baseline)
+
+
+def _margin_words(settings: GateSettings) -> str:
+    if settings.margin == 0:
+        return ""
+    if settings.margin_kind == "absolute":
+        return f" + margin {_num(settings.margin)}"
+    return f" + {settings.margin:.0%} margin"
+
+
+def _kind(names: Sequence[str]) -> Literal["one_step", "sequential"]:
+    kinds = {ESTIMATORS[n].kind for n in names if n in ESTIMATORS}
+    if len(kinds) != 1:
+        raise ValueError(
+            "estimates: cannot tell one-step from sequential from estimators "
+            f"{sorted(names)}; pass kind="
+        )
+    return kinds.pop()  # type: ignore[return-value]
+
+
+def decide(
+    estimates: Mapping[str, Estimate] | Sequence[Estimate],
+    diagnostics: Diagnostics,
+    logged_value: Estimate | float,
+    incumbent_estimate: Estimate | float | None,
+    settings: GateSettings | None = None,
+    *,
+    kind: Literal["one_step", "sequential"] | None = None,
+    candidate_version: str | None = None,
+) -> GateDecision:
+    """Apply the gate's rule (module doc) to a candidate's CPE results.
+
+    ``incumbent_estimate`` is the incumbent's estimate by the *same* estimator on the same
+    evaluation data (None when nothing is deployed yet). ``kind`` is inferred from the
+    estimators when not given. ``candidate_version`` only makes the sentence name the version.
+    """
+    settings = settings or GateSettings()
+    if not isinstance(estimates, Mapping):
+        estimates = {e.estimator: e for e in estimates}
+    kind = kind or _kind(list(estimates))
+    name = settings.one_step_estimator if kind == "one_step" else settings.sequential_estimator
+    label = estimator_label(name)
+    logged = _value(logged_value)
+    incumbent = _value(incumbent_estimate)
+    checks: list[GateCheck] = []
+
+    gate = estimates.get(name)
+    if gate is None:
+        checks.append(GateCheck("estimator", False, f"the gate's estimator {label} was not run"))
+        return _verdict(checks, name, label, float("nan"), logged, incumbent, candidate_version)
+
+    # 1. Finite everywhere.
+    broken = [
+        f"{estimator_label(n)} is {_num(e.value)} [{_num(e.ci_low)}, {_num(e.ci_high)}]"
+        for n, e in estimates.items()
+        if not e.is_finite
+    ]
+    if not math.isfinite(logged):
+        broken.append(f"the logged policy's value is {logged}")
+    if incumbent is not None and not math.isfinite(incumbent):
+        broken.append(f"the incumbent's estimate is {incumbent}")
+    for attr, words in (
+        ("effective_sample_size", "the effective sample size"),
+        ("max_importance_weight", "the largest importance weight"),
+        ("unsupported_share", "the unsupported share"),
+    ):
+        if not math.isfinite(getattr(diagnostics, attr)):
+            broken.append(f"{words} is {getattr(diagnostics, attr)}")
+    if diagnostics.broken_share > 0:
+        broken.append(
+            f"the candidate's probabilities or model predictions are invalid in "
+            f"{diagnostics.broken_share:.1%} of decisions"
+        )
+    checks.append(
+        GateCheck(
+            "finite",
+            not broken,
+            "not a number: " + "; ".join(broken) + " -- a broken model or broken data"
+            if broken
+            else "every estimate, interval and diagnostic is a finite number",
+        )
+    )
+
+    lb = float(gate.ci_low)
+    if math.isfinite(lb) and math.isfinite(logged):
+        need = _threshold(logged, settings)
+        ok = lb > need
+        checks.append(
+            GateCheck(
+                "beats_logged",
+                ok,
+                f"{label} lower bound {_num(lb)} {'>' if ok else '<='} the logged policy's "
+                f"{_num(logged)}{_margin_words(settings)} ({_num(need)})",
+            )
+        )
+    if settings.beat_incumbent and incumbent is not None and math.isfinite(lb + incumbent):
+        need = _threshold(incumbent, settings)
+        ok = lb > need
+        checks.append(
+            GateCheck(
+                "beats_incumbent",
+                ok,
+                f"{label} lower bound {_num(lb)} {'>' if ok else '<='} the incumbent's "
+                f"estimate {_num(incumbent)}{_margin_words(settings)} ({_num(need)})",
+            )
+        )
+
+    # 4. Diagnostics.
+    ess = diagnostics.effective_sample_size
+    if math.isfinite(ess):
+        ok = ess >= settings.min_effective_sample_size
+        required = fmt_count(settings.min_effective_sample_size)
+        checks.append(
+            GateCheck(
+                "effective_sample_size",
+                ok,
+                f"{fmt_count(ess)} effective samples of {fmt_count(diagnostics.n_units)} "
+                f"{'>=' if ok else '<'} the required {required}",
+            )
+        )
+    share = diagnostics.unsupported_share
+    if math.isfinite(share):
+        ok = share <= settings.max_unsupported_share
+        checks.append(
+            GateCheck(
+                "support",
+                ok,
+                f"the candidate puts probability on actions the logger never takes in "
+                f"{share:.1%} of decisions ({'<=' if ok else '>'} the allowed "
+                f"{settings.max_unsupported_share:.1%})",
+            )
+        )
+    max_w = diagnostics.max_importance_weight
+    if settings.max_importance_weight is not None and math.isfinite(max_w):
+        ok = max_w <= settings.max_importance_weight
+        checks.append(
+            GateCheck(
+                "max_importance_weight",
+                ok,
+                f"largest importance weight {_num(max_w)} {'<=' if ok else '>'} the allowed "
+                f"{_num(settings.max_importance_weight)}",
+            )
+        )
+    return _verdict(checks, name, label, lb, logged, incumbent, candidate_version)
+
+
+def _verdict(
+    checks: list[GateCheck],
+    name: str,
+    label: str,
+    lb: float,
+    logged: float,
+    incumbent: float | None,
+    version: str | None,
+) -> GateDecision:
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        first = failed[0].detail
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        sentence = f"Rejected: {first}{more}."
+        return GateDecision(
+            "reject", [c.detail for c in failed], sentence, name, lb, logged, incumbent, checks
+        )
+    gain = (lb - logged) / abs(logged) if logged else float("inf")
+    gain_words = f"by {gain:.0%}" if math.isfinite(gain) else f"by {_num(lb - logged)}"
+    head = f"Published {version}" if version else "Publish"
+    sentence = (
+        f"{head}: {label} lower bound {_num(lb)} beats the logged policy's {_num(logged)} "
+        f"{gain_words}"
+    )
+    if incumbent is not None and not math.isclose(incumbent, logged):
+        sentence += f" and the incumbent's {_num(incumbent)}"
+    return GateDecision(
+        "publish", [c.detail for c in checks], sentence + ".", name, lb, logged, incumbent, checks
+    )
