@@ -1,8 +1,21 @@
-"""Settings of the learner: data window, trainer, CPE and the gate."""
+"""Settings of the learner: where data, registry and outputs live, and each part's section.
+
+The sections belong to the parts that use them (d3rlpy-style: algorithm configuration apart
+from implementation) and are only composed here: ``preprocessing`` (feature identification and
+normalization), ``trainer`` (algorithm, hyper-parameters, exploration of the served policy),
+``cpe`` (estimators, bootstrap, diagnostics thresholds) and ``gate`` (the publish rule). In the
+TOML file they are ``[learner.trainer]``, ``[learner.cpe]``, ...; in the environment e.g.
+``POLICYLOOP_LEARNER__TRAINER__STEPS=2000``.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from learner.cpe.config import CpeSettings
+from learner.gate import GateSettings
+from learner.preprocessing.config import PreprocessingSettings
+from learner.trainers.config import TrainerSettings
 
 __all__ = ["LearnerSettings"]
 
@@ -10,12 +23,29 @@ __all__ = ["LearnerSettings"]
 class LearnerSettings(BaseModel):
     """What the scheduled learner reads, trains and requires before publishing."""
 
+    model_config = ConfigDict(extra="forbid")
+
     timeline_uri: str = ".policyloop/tables/timeline"
     gate_log_uri: str = ".policyloop/tables/gate_log"
     registry_uri: str = ".policyloop/registry"
-    policy_name: str = "default"
+    policy_name: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     reports_dir: str = ".policyloop/reports"
-    seed: int = 0
+    seed: int = Field(default=0, description="Seed of the train/eval split.")
     window_days: int | None = Field(default=None, ge=1)
     window_rows: int | None = Field(default=None, ge=1)
     eval_fraction: float = Field(default=0.3, gt=0, lt=1)
+    min_eval_episodes: int = Field(
+        default=10, ge=1, description="Fewer eval episodes than this: reject without CPE."
+    )
+    pushgateway: str | None = Field(
+        default=None, description="Pushgateway URL; None writes a textfile into reports_dir."
+    )
+    announce: bool = Field(
+        default=True, description="Announce published versions on <prefix>.policy-updates."
+    )
+    announce_timeout_s: float = Field(default=10.0, gt=0)
+    progress: bool = Field(default=True, description="Progress bars and stage lines on stderr.")
+    preprocessing: PreprocessingSettings = Field(default_factory=PreprocessingSettings)
+    trainer: TrainerSettings = Field(default_factory=TrainerSettings)
+    cpe: CpeSettings = Field(default_factory=CpeSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)

@@ -20,6 +20,9 @@ _COMMANDS: dict[str, str] = {
     "broker": "services.cli.broker_cmd:broker",
     "sessionize": "services.sessionizer.cli:sessionize",
     "table": "services.sessionizer.cli:table",
+    "learn": "learner.cli:learn",
+    "cpe": "learner.cli:cpe",
+    "registry": "learner.cli:registry",
 }
 
 
