@@ -1,0 +1,71 @@
+"""Trainer settings: which algorithm, its hyper-parameters, and how the served policy explores.
+
+Algorithm configuration is kept apart from the implementation (as in d3rlpy), so a run's
+settings can be logged, diffed and replayed without importing torch.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ALGORITHMS", "ExplorationSettings", "TrainerSettings"]
+
+#: ``auto`` → ``bandit`` when every episode has one decision, else ``cql``.
+ALGORITHMS = ("auto", "bandit", "dqn", "cql", "bcq")
+
+
+class ExplorationSettings(BaseModel):
+    """How the served policy stays stochastic, so that future CPE has support.
+
+    Probabilities are ``(1 - e) * softmax(Q / temperature) + e * uniform`` over the possible
+    actions, where ``e = max(epsilon, min_propensity * n_possible)``: every possible action gets
+    at least ``min_propensity``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(default=0.05, gt=0, description="Softmax temperature on Q.")
+    epsilon: float = Field(default=0.02, ge=0, le=1, description="Uniform share of the mass.")
+    min_propensity: float = Field(
+        default=0.005, ge=0, lt=1, description="Floor of every possible action's probability."
+    )
+
+
+class TrainerSettings(BaseModel):
+    """Hyper-parameters of the one-step (bandit) and sequential (Double DQN) trainers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm: Literal["auto", "bandit", "dqn", "cql", "bcq"] = "auto"
+    hidden_sizes: list[int] = Field(default_factory=lambda: [256, 256], min_length=1)
+    batch_size: int = Field(default=256, ge=1)
+    steps: int = Field(default=12_000, ge=1, description="Gradient steps.")
+    learning_rate: float = Field(default=1e-3, gt=0)
+    gamma: float = Field(default=0.99, ge=0, lt=1)
+    target_update: Literal["soft", "hard"] = "hard"
+    tau: float = Field(default=0.005, gt=0, le=1, description="Soft target update rate.")
+    target_update_interval: int = Field(default=100, ge=1, description="Hard update period.")
+    huber_delta: float = Field(default=1.0, gt=0)
+    grad_clip_norm: float = Field(default=10.0, gt=0)
+    cql_alpha: float = Field(default=1.0, ge=0, description="Weight of the CQL regularizer.")
+    bcq_threshold: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="Actions below this share of the most likely "
+        "logged action's probability are not considered (discrete BCQ).",
+    )
+    seed: int = 0
+    deterministic: bool = Field(default=True, description="torch deterministic algorithms.")
+    num_threads: int | None = Field(default=None, ge=1, description="torch threads; None keeps.")
+    log_every: int = Field(default=100, ge=1, description="Steps between history entries.")
+    q_limit_factor: float = Field(
+        default=10.0,
+        gt=1,
+        description="Diverged when max |Q| exceeds this many times the "
+        "largest value the rewards allow (max |r| / (1 - gamma)).",
+    )
+    warm_start: bool = Field(default=True, description="Start from the incumbent's weights.")
+    exploration: ExplorationSettings = Field(default_factory=ExplorationSettings)

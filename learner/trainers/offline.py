@@ -1,0 +1,209 @@
+"""The training loops: one-step reward model, and offline Double DQN with CQL or BCQ.
+
+Offline RL must not trust Q-values of actions the logger rarely took (extrapolation error),
+hence the selectable regularizers: discrete CQL pushes down ``logsumexp Q`` against the logged
+action's Q; discrete BCQ only lets the target and the policy pick actions an imitation model
+of the logger finds plausible. Both run on Double DQN (online argmax, target evaluation) with a
+Huber loss, gradient clipping and a target network.
+
+The loop is written for speed on CPU: the whole data set is normalized once into tensors,
+minibatches are index gathers, and Python work per step is a handful of calls; statistics are
+read back only every ``log_every`` steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from learner.data.logged import LoggedData
+from learner.preprocessing.normalizer import Normalizer
+from learner.trainers.config import TrainerSettings
+from learner.trainers.networks import MLP, UniformLogits
+from learner.trainers.runtime import DivergenceMonitor, progress_bar
+
+__all__ = ["FitOutcome", "fit_offline"]
+
+
+@dataclass
+class FitOutcome:
+    q_network: nn.Module
+    imitator: nn.Module
+    bcq_threshold: float
+    history: list[dict[str, float]]
+    diverged: bool
+    divergence_reason: str | None
+    steps: int
+    seconds: float
+
+
+@dataclass
+class _Tensors:
+    s: torch.Tensor
+    a: torch.Tensor
+    r: torch.Tensor
+    s2: torch.Tensor
+    disc: torch.Tensor
+    possible_inf: torch.Tensor
+    next_possible: torch.Tensor
+
+
+def _tensors(data: LoggedData, normalizer: Normalizer, gamma: float, one_step: bool) -> _Tensors:
+    """The usable rows as float32 tensors. Rows of a truncated episode's end (no next state,
+    not terminal) have no known target and are left out of sequential training."""
+    if one_step:
+        rows = np.arange(len(data))
+    else:
+        has_next = data.has_next & data.next_possible_mask.any(axis=1)
+        rows = np.flatnonzero(data.terminals | has_next)
+    s = torch.from_numpy(normalizer.transform(data.states[rows]))
+    s2 = torch.from_numpy(normalizer.transform(data.next_states[rows]))
+    pm = torch.from_numpy(data.possible_mask[rows])
+    has = torch.from_numpy((data.has_next[rows] & ~data.terminals[rows]).astype(np.float32))
+    return _Tensors(
+        s=s.contiguous(),
+        a=torch.from_numpy(data.actions[rows]).long(),
+        r=torch.from_numpy(data.rewards[rows].astype(np.float32)),
+        s2=s2.contiguous(),
+        disc=(0.0 if one_step else gamma) * has,
+        possible_inf=torch.zeros(pm.shape).masked_fill(~pm, float("-inf")),
+        next_possible=torch.from_numpy(data.next_possible_mask[rows]),
+    )
+
+
+def fit_offline(
+    data: LoggedData,
+    normalizer: Normalizer,
+    settings: TrainerSettings,
+    algorithm: str,
+    q_init: dict[str, torch.Tensor] | None = None,
+    progress: bool = True,
+) -> FitOutcome:
+    """Fit ``algorithm`` (``bandit``, ``dqn``, ``cql`` or ``bcq``) on ``data``.
+
+    ``bandit`` is a reward model with one output per action, fitted by squared error on the
+    logged action's reward (the mean reward is what a bandit policy must rank by).
+    """
+    one_step = algorithm == "bandit"
+    t = _tensors(data, normalizer, settings.gamma, one_step)
+    n = t.s.shape[0]
+    if n == 0:
+        raise ValueError("train data: no usable rows (empty, or only truncated episode ends)")
+    n_actions = data.n_actions
+    q = MLP(normalizer.out_features, n_actions, settings.hidden_sizes)
+    if q_init is not None:
+        q.load_state_dict(q_init)
+    use_bcq = algorithm == "bcq"
+    imitator: nn.Module = (
+        MLP(normalizer.out_features, n_actions, settings.hidden_sizes)
+        if use_bcq
+        else UniformLogits(n_actions)
+    )
+    target = copy.deepcopy(q).requires_grad_(False)
+    params = list(q.parameters()) + list(imitator.parameters())
+    optimizer = torch.optim.Adam(params, lr=settings.learning_rate)
+    generator = torch.Generator().manual_seed(settings.seed)
+    r_max = float(t.r.abs().max())
+    horizon = 1.0 if one_step else 1.0 / (1.0 - settings.gamma)
+    monitor = DivergenceMonitor(settings.q_limit_factor * (r_max * horizon + 1.0))
+
+    batch = min(settings.batch_size, n) if one_step else settings.batch_size
+    gamma_cql = settings.cql_alpha if algorithm == "cql" else 0.0
+    threshold = settings.bcq_threshold
+    soft = settings.target_update == "soft"
+    history: list[dict[str, float]] = []
+    loss_sum = torch.zeros(())
+    reg_sum = torch.zeros(())
+    steps_done = 0
+    start = time.perf_counter()
+    with progress_bar(f"training {algorithm}", settings.steps, progress) as bar:
+        for step in range(1, settings.steps + 1):
+            idx = torch.randint(n, (batch,), generator=generator)
+            s = t.s[idx]
+            a = t.a[idx].unsqueeze(1)
+            r = t.r[idx]
+            if one_step:
+                q_all = q(s)
+                q_a = q_all.gather(1, a).squeeze(1)
+                loss = F.mse_loss(q_a, r)
+                reg = torch.zeros(())
+            else:
+                s2 = t.s2[idx]
+                with torch.no_grad():
+                    q2 = q(s2)
+                    allowed2 = t.next_possible[idx]
+                    if use_bcq:
+                        p2 = torch.softmax(imitator(s2).masked_fill(~allowed2, float("-inf")), 1)
+                        allowed2 = allowed2 & (p2 >= threshold * p2.max(1, keepdim=True).values)
+                    a2 = q2.masked_fill(~allowed2, float("-inf")).argmax(1, keepdim=True)
+                    y = r + t.disc[idx] * target(s2).gather(1, a2).squeeze(1)
+                q_all = q(s)
+                q_a = q_all.gather(1, a).squeeze(1)
+                loss = F.huber_loss(q_a, y, delta=settings.huber_delta)
+                if gamma_cql > 0.0:
+                    lse = torch.logsumexp(q_all + t.possible_inf[idx], dim=1)
+                    reg = gamma_cql * (lse - q_a).mean()
+                elif use_bcq:
+                    reg = F.cross_entropy(imitator(s) + t.possible_inf[idx], a.squeeze(1))
+                else:
+                    reg = torch.zeros(())
+                loss = loss + reg
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, settings.grad_clip_norm)
+            optimizer.step()
+            if not one_step:
+                if soft:
+                    with torch.no_grad():
+                        torch._foreach_lerp_(
+                            list(target.parameters()), list(q.parameters()), settings.tau
+                        )
+                elif step % settings.target_update_interval == 0:
+                    target.load_state_dict(q.state_dict())
+            loss_sum += loss.detach()
+            reg_sum += reg.detach()
+            steps_done = step
+            if step % settings.log_every == 0 or step == settings.steps:
+                count = step - (history[-1]["step"] if history else 0)
+                qd = q_all.detach()
+                entry = {
+                    "step": float(step),
+                    "loss": float(loss_sum) / count,
+                    "regularizer": float(reg_sum) / count,
+                    "q_mean": float(q_a.detach().mean()),
+                    "q_max": float(qd.max()),
+                    "q_min": float(qd.min()),
+                    "grad_norm": float(grad_norm),
+                    "elapsed_s": time.perf_counter() - start,
+                }
+                history.append(entry)
+                loss_sum.zero_()
+                reg_sum.zero_()
+                if bar is not None:
+                    bar.update(
+                        bar.task_ids[0],
+                        completed=step,
+                        status=f"loss {entry['loss']:.4g} Q {entry['q_mean']:.3g}",
+                    )
+                q_abs = max(abs(entry["q_max"]), abs(entry["q_min"]))
+                if monitor.check(step, entry["loss"], q_abs):
+                    break
+    seconds = time.perf_counter() - start
+    q.eval()
+    imitator.eval()
+    return FitOutcome(
+        q_network=q,
+        imitator=imitator,
+        bcq_threshold=threshold if use_bcq else 0.0,
+        history=history,
+        diverged=monitor.reason is not None,
+        divergence_reason=monitor.reason,
+        steps=steps_done,
+        seconds=seconds,
+    )
