@@ -200,7 +200,9 @@ class DecisionLogger:
                 raise LoggerClosedError(
                     f"this DecisionLogger is closed; the {event['type']} event was not logged"
                 )
-            if len(self._queue) >= self._max_queue and not self._make_room(event):
+            if len(
+                self._queue
+            ) + self._sender.held_events >= self._max_queue and not self._make_room(event):
                 return
             packed = pack_event(event)
             if len(packed) > self._max_event_bytes:
@@ -233,15 +235,15 @@ class DecisionLogger:
             return False
         self._sender.wake()
         deadline = time.monotonic() + settings.block_timeout_s
-        while len(self._queue) >= self._max_queue:
+        while len(self._queue) + self._sender.held_events >= self._max_queue:
             if self._sender.fatal is not None:
                 raise SdkError("the SDK sender thread failed") from self._sender.fatal
             if time.monotonic() >= deadline:
                 hint = (
-                    "the disk spool is full too: raise sdk.spool_max_bytes"
-                    if settings.when_full == "spill"
-                    else "raise sdk.queue_max_events or sdk.block_timeout_s, or set "
-                    "sdk.when_full=spill to overflow to disk"
+                    "The disk spool is full too: raise sdk.spool_max_bytes."
+                    if self._sender.spool_full
+                    else "Raise sdk.queue_max_events or sdk.block_timeout_s, or set "
+                    "sdk.when_full=spill to overflow to disk."
                 )
                 raise QueueFullError(
                     f"the SDK queue stayed full (queue_max_events={self._max_queue}) for "
@@ -255,8 +257,8 @@ class DecisionLogger:
     # -- delivery ----------------------------------------------------------------------------------
     @property
     def queue_depth(self) -> int:
-        """Events accepted and not yet taken by the sender thread."""
-        return len(self._queue)
+        """Events accepted and held in memory (not yet handed to Kafka or the spool)."""
+        return len(self._queue) + self._sender.held_events
 
     def flush(self, timeout: float | None = None) -> None:
         """Return once the broker acknowledged everything accepted so far (and spool leftovers).

@@ -97,8 +97,11 @@ class Sender(threading.Thread):
         # Records drained for the spool that did not fit yet (spool full); written first.
         self._unspooled: deque[tuple[int, bytes, int]] = deque()
         self._spool_full_logged = False
+        #: Events in ``_unspooled``: still in memory, so they count against queue_max_events.
+        self.held_events = 0
         self._direct_inflight = 0
         self._next_connect = 0.0
+        self._connector: threading.Thread | None = None
         self._connect_failures = 0
         self._stop_requested = threading.Event()
         self._wake = threading.Event()
@@ -125,14 +128,19 @@ class Sender(threading.Thread):
         self.join(timeout)
 
     @property
+    def spool_full(self) -> bool:
+        """Drained records are waiting for room in the spool."""
+        return bool(self._unspooled)
+
+    @property
     def settled_events(self) -> int:
         return self.acked_events + self.lost_events
 
     def pending_summary(self) -> dict[str, int]:
         return {
-            "queued": len(self._queue),
+            "queued": len(self._queue) + self.held_events,
             "in_flight": sum(f.n_events for f in list(self._inflight)),
-            "spooled": self._spool.unread_events + sum(n for _, _, n in list(self._unspooled)),
+            "spooled": self._spool.unread_events,
         }
 
     # -- the loop ----------------------------------------------------------------------------
@@ -160,7 +168,7 @@ class Sender(threading.Thread):
         self._route_queue(now)
         self._spool.sync()
         self._metrics.publish(self._counts)
-        self._metrics.queue_depth.set(len(self._queue))
+        self._metrics.queue_depth.set(len(self._queue) + self.held_events)
         self._metrics.spool_bytes.set(self._spool.bytes)
 
     def _window_open(self) -> bool:
@@ -181,6 +189,7 @@ class Sender(threading.Thread):
             "max_request_size": 4 << 20,
             "delivery_timeout_ms": int(s.delivery_timeout_s * 1000),
             "max_block_ms": s.max_block_ms,
+            "bootstrap_timeout_ms": s.max_block_ms,
             "reconnect_backoff_max_ms": int(s.reconnect_backoff_s * 1000),
             **self._kafka.client_options(),
         }
@@ -188,27 +197,37 @@ class Sender(threading.Thread):
         return config
 
     def _ensure_producer(self, now: float) -> None:
-        if self._producer is not None and self._partitioner is not None:
+        """Start a connection attempt in the background if there is no producer yet.
+
+        Bootstrapping blocks for up to ``max_block_ms``; doing it on this thread would stop the
+        queue from draining to the spool meanwhile.
+        """
+        if self._producer is not None or now < self._next_connect:
             return
-        if now < self._next_connect:
+        if self._connector is not None and self._connector.is_alive():
             return
+        self._connector = threading.Thread(
+            target=self._connect, name="policyloop-sdk-connect", daemon=True
+        )
+        self._connector.start()
+
+    def _connect(self) -> None:
         from kafka import KafkaProducer  # imported here: kafka-python's import is slow
 
+        producer = None
         try:
-            if self._producer is None:
-                self._producer = KafkaProducer(**self._producer_config())
-            partitions = self._producer.partitions_for(self._topic)
+            producer = KafkaProducer(**self._producer_config())
+            partitions = producer.partitions_for(self._topic)
             if not partitions:
                 raise RuntimeError(f"topic {self._topic} has no partitions (does it exist?)")
-            self._partitioner = EpisodePartitioner(
-                len(partitions), self._settings.max_open_episodes
-            )
-            if self._connect_failures:
-                log.warning("connected to Kafka at %s", self._kafka.bootstrap_servers)
-            self._connect_failures = 0
         except Exception as exc:
+            if producer is not None:
+                try:
+                    producer.close(timeout=0)
+                except Exception:
+                    pass
             self._connect_failures += 1
-            self._next_connect = now + self._settings.reconnect_backoff_s
+            self._next_connect = time.monotonic() + self._settings.reconnect_backoff_s
             if self._connect_failures == 1 or self._connect_failures % 60 == 0:
                 log.warning(
                     "cannot reach Kafka at %s for topic %s (%s: %s); events go to the disk "
@@ -219,6 +238,16 @@ class Sender(threading.Thread):
                     exc,
                     self._spool.directory,
                 )
+            return
+        if self._stop_requested.is_set():
+            producer.close(timeout=0)
+            return
+        if self._connect_failures:
+            log.warning("connected to Kafka at %s", self._kafka.bootstrap_servers)
+        self._connect_failures = 0
+        # Partitioner first: the sender treats "producer set" as "ready to send".
+        self._partitioner = EpisodePartitioner(len(partitions), self._settings.max_open_episodes)
+        self._producer = producer
 
     def _send(
         self, partition: int, record: bytes, n_events: int, now: float, entry: SpoolEntry | None
@@ -296,6 +325,7 @@ class Sender(threading.Thread):
     def _spool_records(self, records: list[tuple[int, bytes, int]]) -> None:
         """Append records to the spool, after any that are still waiting for room."""
         self._unspooled.extend(records)
+        self.held_events += sum(n for _, _, n in records)
         self._write_unspooled(final=False)
 
     def _write_unspooled(self, final: bool) -> None:
@@ -311,6 +341,7 @@ class Sender(threading.Thread):
                         self._spool_full_logged = True
                     return
                 pending.popleft()
+                self.held_events -= n_events
                 self.lost_events += n_events
                 self._counts.dropped["spool_full"] = (
                     self._counts.dropped.get("spool_full", 0) + n_events
@@ -318,6 +349,7 @@ class Sender(threading.Thread):
                 log.error("dropped %d events at close: %s", n_events, exc)
             else:
                 pending.popleft()
+                self.held_events -= n_events
                 self._spool_full_logged = False
                 self._metrics.spooled.inc(n_events)
 
@@ -419,6 +451,8 @@ class Sender(threading.Thread):
     # -- stopping ----------------------------------------------------------------------------------
     def _shutdown(self) -> None:
         """Persist everything not acknowledged, in order, and close the producer."""
+        if self._connector is not None:
+            self._connector.join()
         producer, self._producer = self._producer, None
         if producer is not None:
             try:

@@ -56,7 +56,10 @@ class SdkSettings(BaseModel):
         "purpose: a record given up on would have to be re-sent out of order.",
     )
     max_block_ms: int = Field(
-        default=2_000, ge=1, description="How long a send may wait for topic metadata."
+        default=2_000,
+        ge=1,
+        description="How long one attempt to bootstrap or to fetch topic metadata may take "
+        "(on a helper thread; the sender keeps spooling meanwhile).",
     )
     reconnect_backoff_s: float = Field(default=1.0, gt=0)
     idempotence: bool = Field(
@@ -64,7 +67,12 @@ class SdkSettings(BaseModel):
         description="Idempotent producer: retried records are not written twice by the broker.",
     )
     spool_dir: str = ".policyloop/spool"
-    spool_max_bytes: int = Field(default=1 << 30, ge=1)
+    spool_max_bytes: int = Field(
+        default=1 << 30,
+        ge=1,
+        description="Disk bound of the spool. When it is reached, events wait in memory (at "
+        "most queue_max_events) and callers see when_full.",
+    )
     spool_segment_bytes: int = Field(default=64 << 20, ge=1_024)
     spool_fsync: bool = Field(
         default=True, description="fsync the spool after each batch of appends (once per loop)."
