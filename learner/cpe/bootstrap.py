@@ -3,7 +3,7 @@
 Every estimator here is a smooth function of a few sums over independent units (decisions for
 one-step data, episodes for sequential data): IPS is a mean, SNIPS a ratio of two sums,
 weighted DR a sum over steps of ratios of per-step sums. A bootstrap resample is then a vector
-of multinomial counts ``c`` over the units and its totals are ``c @ columns`` -- one matrix
+of counts ``c`` (how often each unit was drawn) and its totals are ``c @ columns``: one matrix
 product for a block of resamples instead of a Python loop of re-estimations. Blocks bound the
 memory to a few million counts at a time.
 """
@@ -30,14 +30,16 @@ def bootstrap_totals(columns: np.ndarray, n_bootstrap: int, seed: int) -> np.nda
         return np.empty((0, k))
     rng = np.random.default_rng(seed)
     block = max(1, min(n_bootstrap, _MAX_BLOCK_CELLS // max(n, 1)))
-    uniform = np.full(n, 1.0 / n)
     out = np.empty((n_bootstrap, k))
     # Non-finite cells would turn 0 * NaN into NaN for every resample: keep them, on purpose,
     # so a NaN model gives NaN intervals rather than silently finite ones.
     for start in range(0, n_bootstrap, block):
         size = min(block, n_bootstrap - start)
-        counts = rng.multinomial(n, uniform, size=size).astype(np.float64)
-        out[start : start + size] = counts @ columns
+        # n draws with replacement per resample, counted per unit: multinomial counts, but
+        # drawn as indices + one bincount (much faster than numpy's sequential multinomial).
+        picks = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
+        counts = np.bincount(picks.ravel(), minlength=size * n).reshape(size, n)
+        out[start : start + size] = counts.astype(np.float64) @ columns
     return out
 
 

@@ -58,9 +58,7 @@ def logged_data(
         possible_mask=mask,
         next_possible_mask=mask & has_next[:, None],
         propensities=propensities.astype(np.float64),
-        logged_probs=(
-            np.full((n, n_actions), np.nan) if logged_probs is None else logged_probs
-        ),
+        logged_probs=(np.full((n, n_actions), np.nan) if logged_probs is None else logged_probs),
         feature_names=[f"x{i}" for i in range(states.shape[1])],
         actions_space=[str(a) for a in range(n_actions)],
         policy_versions=np.array(["v0"] * n, dtype=object),
@@ -108,8 +106,14 @@ class Bandit:
         ctx, act, rew, prop = self.sample(n, seed)
         lp = self.logger[ctx] if with_logged_probs else None
         data = logged_data(
-            np.arange(n), self.contexts[ctx], act, rew, prop, np.ones(n, bool),
-            self.q.shape[1], lp,
+            np.arange(n),
+            self.contexts[ctx],
+            act,
+            rew,
+            prop,
+            np.ones(n, bool),
+            self.q.shape[1],
+            lp,
         )
         return data, ctx
 
@@ -161,7 +165,12 @@ class ChainMdp:
         episode = arr[:, 0].astype(np.int64)
         state = arr[:, 1].astype(np.int64)
         data = logged_data(
-            episode, np.eye(s_n)[state], arr[:, 2].astype(np.int64), arr[:, 3], arr[:, 4],
-            arr[:, 5].astype(bool), a_n,
+            episode,
+            np.eye(s_n)[state],
+            arr[:, 2].astype(np.int64),
+            arr[:, 3],
+            arr[:, 4],
+            arr[:, 5].astype(bool),
+            a_n,
         )
         return data, state
