@@ -20,6 +20,7 @@ _COMMANDS: dict[str, str] = {
     "broker": "services.cli.broker_cmd:broker",
     "sessionize": "services.sessionizer.cli:sessionize",
     "table": "services.sessionizer.cli:table",
+    "demo": "services.cli.demo_cmd:demo",
     "learn": "learner.cli:learn",
     "cpe": "learner.cli:cpe",
     "registry": "learner.cli:registry",
