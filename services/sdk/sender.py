@@ -161,7 +161,9 @@ class Sender(threading.Thread):
         now = time.monotonic()
         self._ensure_producer(now)
         self._reap(now)
-        self.outage = self._producer is None or bool(
+        # No producer yet counts as an outage only once a connection attempt failed: while
+        # the first one is under way, events wait in memory instead of going through the disk.
+        self.outage = (self._producer is None and self._connect_failures > 0) or bool(
             self._inflight and now - self._inflight[0].sent_at > self._settings.outage_after_s
         )
         self._replay_spool(now)
@@ -289,7 +291,7 @@ class Sender(threading.Thread):
     # -- the spool -------------------------------------------------------------------------------
     def _replay_spool(self, now: float) -> None:
         spool = self._spool
-        if self.outage or self._partitioner is None or self._direct_inflight:
+        if self.outage or self._producer is None or self._direct_inflight:
             return
         while self._window_open() and spool.has_unread():
             entry = spool.read_next()
@@ -362,8 +364,11 @@ class Sender(threading.Thread):
                 return  # the spool is full: events wait in the queue
         if not queue:
             return
+        if self._producer is None and not self.outage and not self._must_spill():
+            return  # the first connection attempt is under way
         direct = (
             not self.outage
+            and self._producer is not None
             and self._partitioner is not None
             and self._spool.is_empty()
             and self._direct_inflight == len(self._inflight)
