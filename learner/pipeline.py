@@ -79,6 +79,7 @@ class RunResult:
     incumbent_cpe: Any = None
     train_result: Any = None
     gate_decision: Any = None
+    eval_data: Any = None  # the LoggedData CPE ran on (benchmarks compare it with the truth)
 
     @property
     def ok(self) -> bool:
@@ -261,7 +262,8 @@ def run_once(
                 result.report_path = str(_write_report(ctx))
             except Exception:
                 log.exception("could not write the report of failed run %s", ctx.run_id)
-    outcome = {"published": "publish", "rejected": "reject"}.get(result.status, result.status)
+    outcomes = {"published": "publish", "rejected": "reject", "skipped": "skip"}
+    outcome = outcomes.get(result.status, "failed")
     ctx.metrics.record_outcome(
         outcome,
         duration_s=time.monotonic() - started,
@@ -500,6 +502,7 @@ def _run(ctx: _Context, *, force: bool, progress: bool) -> RunResult:
         incumbent_cpe=incumbent_cpe,
         train_result=result,
         gate_decision=decision,
+        eval_data=eval_data,
         **base,
     )
     entry = dict(
