@@ -124,7 +124,9 @@ def test_fqe_recovers_the_value_of_a_two_step_chain():
         terminal=np.tile([False, True], (e, 1)),
         states=states,
     )
-    settings = FqeSettings(n_steps=800, target_update_every=100, hidden_sizes=[16])
+    settings = FqeSettings(
+        n_steps=800, target_update_every=100, hidden_sizes=[16], learning_rate=3e-3
+    )
     fqe = FittedQEvaluation(settings, seed=0)
     assert fqe.estimate(data, n_bootstrap=0).value == pytest.approx(2.34, abs=0.05)
     assert fqe.model.q_values(np.eye(2))[0] == pytest.approx([2.44, 1.44], abs=0.08)
