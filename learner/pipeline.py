@@ -669,7 +669,7 @@ def read_target_probs(uri: str, decision_ids: np.ndarray, n_actions: int) -> np.
     import pyarrow.parquet as pq
 
     columns = ["decision_id", "action_probs"]
-    delta = open_table(uri)
+    delta = None if Path(uri).is_file() else open_table(uri)
     try:
         if delta is not None:
             table = pads.dataset(delta.file_uris(), format="parquet").to_table(columns=columns)
