@@ -2,15 +2,18 @@
 
 Why this instead of Faust tables: a changelog topic and a Delta commit cannot be made atomic
 without Kafka transactions (which the embedded broker does not offer), so after a ``kill -9`` the
-state and the table could disagree. Here the worker writes partition ``p``'s state after
-processing offset ``V`` to ``<state_uri>/<group>/<topic>/<p>/<V>.msgpack`` *before* the Delta
-commit that records ``V`` as ``p``'s transaction version. Whatever the moment of death:
+state and the table could disagree. Here the worker writes partition ``p``'s state as
+checkpoint number ``N`` (one more than the last committed one) to
+``<state_uri>/<group>/<topic>/<p>/<N>.msgpack`` *before* the Delta commit that records ``N``
+(transaction id ``<group>:<topic>:<p>:checkpoint``) next to the last offset processed. Numbers
+rather than offsets name checkpoints because the clock alone can close episodes (rows without
+a new offset): a checkpoint is never overwritten. Whatever the moment of death:
 
 * before the checkpoint is complete (written to a temporary name, then renamed): nothing
   changed; the table still names the previous version, whose checkpoint is still there;
 * after the checkpoint, before the Delta commit: the table names the previous version; the
   new checkpoint is an orphan and is ignored (and later deleted);
-* after the Delta commit: the table names ``V`` and its checkpoint exists.
+* after the Delta commit: the table names ``N`` and its checkpoint exists.
 
 So the state loaded on restart is always exactly the state that produced the table's rows up
 to the recorded offset, and the worker resumes at the next offset. Older checkpoints are
@@ -39,7 +42,7 @@ def _filesystem(uri: str) -> tuple[pafs.FileSystem, str, bool]:
 
 
 class CheckpointStore:
-    """Saves and loads one partition's state per recorded offset."""
+    """Saves and loads one partition's state per checkpoint number."""
 
     def __init__(self, state_uri: str, group: str, topic: str) -> None:
         self._fs, root, self._local = _filesystem(state_uri)
@@ -48,13 +51,13 @@ class CheckpointStore:
     def _dir(self, partition: int) -> str:
         return f"{self._root}/{partition}"
 
-    def _path(self, partition: int, offset: int) -> str:
-        return f"{self._dir(partition)}/{offset:020d}.msgpack"
+    def _path(self, partition: int, number: int) -> str:
+        return f"{self._dir(partition)}/{number:020d}.msgpack"
 
-    def save(self, partition: int, offset: int, state: dict[str, Any]) -> None:
-        """Write the state of ``partition`` after ``offset`` (atomically visible)."""
+    def save(self, partition: int, number: int, state: dict[str, Any]) -> None:
+        """Write checkpoint ``number`` of ``partition`` (atomically visible)."""
         data = msgpack.packb(state, use_bin_type=True)
-        final = self._path(partition, offset)
+        final = self._path(partition, number)
         self._fs.create_dir(self._dir(partition), recursive=True)
         if self._local:
             tmp = f"{final}.{uuid.uuid4().hex}.tmp"
@@ -70,9 +73,9 @@ class CheckpointStore:
             with self._fs.open_output_stream(final) as out:
                 out.write(data)
 
-    def load(self, partition: int, offset: int) -> dict[str, Any] | None:
-        """The state saved for ``offset``, or ``None`` if there is none."""
-        path = self._path(partition, offset)
+    def load(self, partition: int, number: int) -> dict[str, Any] | None:
+        """Checkpoint ``number`` of ``partition``, or ``None`` if there is none."""
+        path = self._path(partition, number)
         try:
             with self._fs.open_input_stream(path) as stream:
                 data = stream.read()
@@ -81,7 +84,7 @@ class CheckpointStore:
         return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
     def prune(self, partition: int, keep_from: int) -> None:
-        """Delete checkpoints (and stray temporaries) of offsets before ``keep_from``."""
+        """Delete checkpoints (and stray temporaries) numbered before ``keep_from``."""
         selector = pafs.FileSelector(self._dir(partition), allow_not_found=True)
         for info in self._fs.get_file_info(selector):
             name = info.base_name

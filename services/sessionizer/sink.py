@@ -3,14 +3,17 @@
 Why transaction ids: the Delta commit that appends a batch's rows also records, atomically,
 ``Transaction(app_id="<group>:<topic>:<partition>", version=<last offset whose effects the
 batch holds>)`` for every partition that advanced. The table itself then says how far each
-partition got, whatever killed the worker: :meth:`DeltaSink.committed_offsets` reads those
+partition got, whatever killed the worker: :meth:`DeltaSink.committed` reads those
 versions back on start or partition assignment, and the worker resumes after them. deltalake
 does not skip a duplicate or older transaction version on its own (checked for 1.6.6), so the
 worker never re-processes an offset at or below the recorded version.
 
-A zombie guard: before committing, the sink re-reads the recorded versions of its partitions;
-if another worker has moved one past what this worker last wrote, that partition was taken over
-and its rows are dropped from the batch instead of being written twice.
+A second transaction id per partition, ``<app_id>:checkpoint``, records in the same commit the
+number of the state checkpoint that goes with it (``checkpoint.py``).
+
+A zombie guard: before committing, the sink re-reads the recorded checkpoint numbers of its
+partitions; if another worker has changed one since this worker last wrote it, that partition
+was taken over and its rows are dropped from the batch instead of being written twice.
 
 Rows are converted to Arrow column by column (map and list columns from flat offsets), which is
 several times faster than building them through ``pyarrow.array`` of Python dicts.
@@ -29,7 +32,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from schemas.tables import TIMELINE_PARTITION_BY, TIMELINE_SCHEMA
 from services.delta_tables import ensure_table
 
-__all__ = ["DeltaSink", "PartitionBatch", "rows_to_arrow", "txn_app_id"]
+__all__ = ["Committed", "DeltaSink", "PartitionBatch", "rows_to_arrow", "txn_app_id"]
 
 
 def txn_app_id(group: str, topic: str, partition: int) -> str:
@@ -39,11 +42,25 @@ def txn_app_id(group: str, topic: str, partition: int) -> str:
 
 @dataclass
 class PartitionBatch:
-    """Rows produced from one partition up to and including ``last_offset``."""
+    """Rows produced from one partition up to and including ``last_offset``.
+
+    ``checkpoint`` numbers the state checkpoint saved with this commit: it grows with every
+    commit, also when only the clock (not the offset) moved, so a checkpoint is never
+    overwritten (see ``checkpoint.py``).
+    """
 
     partition: int
     last_offset: int
+    checkpoint: int
     rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What the table records for one partition: last offset and checkpoint number."""
+
+    offset: int | None
+    checkpoint: int | None
 
 
 def _map_column(values: Sequence[dict[str, float] | None], field: pa.Field) -> pa.Array:
@@ -119,21 +136,21 @@ class DeltaSink:
     def app_id(self, partition: int) -> str:
         return txn_app_id(self.group, self.topic, partition)
 
-    def committed_offsets(self, partitions: Iterable[int]) -> dict[int, int | None]:
-        """Last offset recorded in the table per partition (``None``: nothing yet)."""
+    def committed(self, partitions: Iterable[int]) -> dict[int, Committed]:
+        """What the table records per partition (``None`` fields: nothing yet)."""
         self._table.update_incremental()
-        found = {p: self._table.transaction_version(self.app_id(p)) for p in partitions}
-        for p, v in found.items():
-            if v is not None:
-                self._written[p] = v
-            else:
-                self._written.pop(p, None)
+        found = {}
+        for p in partitions:
+            offset = self._table.transaction_version(self.app_id(p))
+            checkpoint = self._table.transaction_version(self.app_id(p) + ":checkpoint")
+            found[p] = Committed(offset, checkpoint)
+            self._written[p] = checkpoint
         return found
 
     def commit(self, batches: Sequence[PartitionBatch]) -> tuple[int, list[int], float]:
         """Write ``batches`` in one Delta commit; returns (rows written, partitions lost, secs).
 
-        A batch of no rows still commits its transaction id, so progress over events that
+        A batch of no rows still commits its transaction ids, so progress over events that
         produced no row (rejected or still open) is recorded too.
         """
         if not batches:
@@ -143,16 +160,18 @@ class DeltaSink:
         lost = []
         keep = []
         for b in batches:
-            recorded = self._table.transaction_version(self.app_id(b.partition))
-            expected = self._written.get(b.partition)
-            if recorded is not None and (expected is None or recorded > expected):
+            recorded = self._table.transaction_version(self.app_id(b.partition) + ":checkpoint")
+            if recorded != self._written.get(b.partition):
                 lost.append(b.partition)
             else:
                 keep.append(b)
         rows = [r for b in keep for r in b.rows]
         if keep:
             data = rows_to_arrow(rows)
-            txns = [Transaction(self.app_id(b.partition), b.last_offset) for b in keep]
+            txns = []
+            for b in keep:
+                txns.append(Transaction(self.app_id(b.partition), b.last_offset))
+                txns.append(Transaction(self.app_id(b.partition) + ":checkpoint", b.checkpoint))
             write_deltalake(
                 self._table,
                 data,
@@ -161,7 +180,7 @@ class DeltaSink:
                 commit_properties=CommitProperties(app_transactions=txns),
             )
             for b in keep:
-                self._written[b.partition] = b.last_offset
+                self._written[b.partition] = b.checkpoint
         return len(rows), lost, time.perf_counter() - started
 
     def forget(self, partitions: Iterable[int]) -> None:

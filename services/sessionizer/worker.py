@@ -15,15 +15,15 @@ without traffic); collect rows and dead letters. Every ``batch_max_rows`` rows o
 ``batch_max_seconds`` a batch is committed in this order:
 
 1. dead letters sent to ``<prefix>.dlq`` and flushed;
-2. each advanced partition's state checkpointed under its last offset (``checkpoint.py``);
-3. one Delta append holding every row, with each partition's last offset as its transaction
-   version (``sink.py``);
+2. each changed partition's state saved as its next checkpoint (``checkpoint.py``);
+3. one Delta append holding every row, with each partition's last offset and checkpoint number
+   as transaction versions (``sink.py``);
 4. the next offsets committed to the Kafka group (for lag and tooling; the table is the truth).
 
-On assignment a partition's recorded version ``V`` is read back from the table, its checkpoint
-for ``V`` loaded and the consumer seeks to ``V + 1``: nothing already in the table is processed
-again, so (``episode_id``, ``step``) stays unique however the worker dies. On revocation
-everything pending is committed first, then the partition's state is dropped.
+On assignment a partition's recorded offset ``V`` and checkpoint number are read back from the
+table, that checkpoint loaded and the consumer seeks to ``V + 1``: nothing already in the
+table is processed again, so (``episode_id``, ``step``) stays unique however the worker dies.
+On revocation everything pending is committed first, then the partition's state is dropped.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ class _Partition:
     sessionizer: PartitionSessionizer
     committed: int  # last offset recorded in Delta (-1: none)
     last_offset: int  # last offset processed
+    checkpoint: int  # checkpoint number recorded in Delta (0: none)
     rows: list[dict[str, Any]] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
 
@@ -245,7 +246,11 @@ class SessionizerWorker:
     async def _flush(self) -> None:
         """Commit pending work: DLQ, checkpoints, Delta (with offsets), then Kafka offsets."""
         self._last_flush = time.monotonic()
-        advanced = {p: part for p, part in self._parts.items() if part.last_offset > part.committed}
+        advanced = {
+            p: part
+            for p, part in self._parts.items()
+            if part.last_offset > part.committed or part.rows or part.letters
+        }
         if not advanced:
             return
         assert self._producer is not None and self._sink is not None and self._store is not None
@@ -263,7 +268,10 @@ class SessionizerWorker:
         if futures:
             await asyncio.gather(*futures)
         snapshots = {p: part.sessionizer.snapshot() for p, part in advanced.items()}
-        batches = [PartitionBatch(p, part.last_offset, part.rows) for p, part in advanced.items()]
+        batches = [
+            PartitionBatch(p, part.last_offset, part.checkpoint + 1, part.rows)
+            for p, part in advanced.items()
+        ]
         processed_at = int(self._wall() * 1_000_000)
         for b in batches:
             for row in b.rows:
@@ -272,7 +280,7 @@ class SessionizerWorker:
 
         def write() -> tuple[int, list[int], float]:
             for p, snap in snapshots.items():
-                store.save(p, advanced[p].last_offset, snap)
+                store.save(p, advanced[p].checkpoint + 1, snap)
             return sink.commit(batches)
 
         rows, lost, _secs = await asyncio.to_thread(write)
@@ -294,6 +302,7 @@ class SessionizerWorker:
                 log.warning("partition %d was taken over by another worker; dropping it", p)
                 continue
             part.committed = part.last_offset
+            part.checkpoint += 1
             offsets[TopicPartition(self.topic, p)] = part.last_offset + 1
         for p in lost:
             self._parts.pop(p, None)
@@ -302,7 +311,7 @@ class SessionizerWorker:
                 await self._consumer.commit(offsets)
             except (KafkaError, AssertionError) as exc:  # the table stays the truth
                 log.warning("Kafka offset commit failed (%s); the Delta table has them", exc)
-        keep = {tp.partition: advanced[tp.partition].last_offset for tp in offsets}
+        keep = {tp.partition: advanced[tp.partition].checkpoint for tp in offsets}
         await asyncio.to_thread(self._prune, keep)
 
     def _prune(self, keep: dict[int, int]) -> None:
@@ -326,33 +335,36 @@ class SessionizerWorker:
             mine = [tp for tp in assigned if tp.topic == self.topic]
             new = [tp for tp in mine if tp.partition not in self._parts]
             assert self._sink is not None and self._store is not None and self._consumer
-            versions = await asyncio.to_thread(
-                self._sink.committed_offsets, [tp.partition for tp in new]
-            )
+            found = await asyncio.to_thread(self._sink.committed, [tp.partition for tp in new])
             for tp in new:
-                version = versions[tp.partition]
+                rec = found[tp.partition]
                 sess = PartitionSessionizer(self.config)
-                if version is None:
-                    self._consumer.seek_to_beginning(tp)
-                    self._parts[tp.partition] = _Partition(sess, -1, -1)
+                if rec.offset is None:
+                    await self._consumer.seek_to_beginning(tp)
+                    self._parts[tp.partition] = _Partition(sess, -1, -1, rec.checkpoint or 0)
                     continue
-                snap = await asyncio.to_thread(self._store.load, tp.partition, version)
+                snap = None
+                if rec.checkpoint is not None:
+                    snap = await asyncio.to_thread(self._store.load, tp.partition, rec.checkpoint)
                 if snap is None:
                     log.error(
-                        "no state checkpoint for partition %d at offset %d in %s: resuming "
-                        "with empty episode state (open episodes lose their earlier events)",
+                        "no state checkpoint %s for partition %d in %s: resuming after offset "
+                        "%d with empty episode state (open episodes lose their earlier events)",
+                        rec.checkpoint,
                         tp.partition,
-                        version,
                         self.settings.resolved_state_uri(),
+                        rec.offset,
                     )
                 else:
                     sess.restore(snap)
-                self._consumer.seek(tp, version + 1)
-                self._parts[tp.partition] = _Partition(sess, version, version)
+                self._consumer.seek(tp, rec.offset + 1)
+                self._parts[tp.partition] = _Partition(
+                    sess, rec.offset, rec.offset, rec.checkpoint or 0
+                )
             log.info(
                 "assigned partitions %s (resuming after %s)",
                 sorted(tp.partition for tp in mine),
-                {tp.partition: versions.get(tp.partition) for tp in new},
+                {tp.partition: found[tp.partition].offset for tp in new},
             )
             self._assigned_once = True
             self._assigned_at = time.monotonic()

@@ -23,6 +23,19 @@ from tests.sessionizer.workload import (
 pytestmark = pytest.mark.integration
 
 
+def _wait_for_assignment(log_path, count: int, timeout: float = 60.0) -> None:
+    """Wait until the log shows the ``count``-th partition assignment (the worker is consuming)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (
+            log_path.exists()
+            and log_path.read_text().count("sessionizer: assigned partitions") >= count
+        ):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"worker not assigned partitions within {timeout}s")
+
+
 def _kill9(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -43,7 +56,8 @@ def test_worker_killed_nine_times_at_random_moments_still_writes_each_row_once(k
     try:
         while kills < 6 or producer.is_alive():
             proc = start_worker(worker_command(kafka, table_uri), log_path)
-            time.sleep(rng.uniform(1.5, 5.0))
+            _wait_for_assignment(log_path, kills + 1)
+            time.sleep(rng.uniform(0.05, 2.5))  # while it consumes, checkpoints or commits
             _kill9(proc)
             kills += 1
     finally:
@@ -58,7 +72,7 @@ def test_worker_killed_nine_times_at_random_moments_still_writes_each_row_once(k
     assert kills >= 5
     log = log_path.read_text()
     resumed = re.findall(r"resuming after \{[^}]*\d", log)
-    assert resumed, "no killed worker ever got far enough to commit: the test proved nothing"
+    assert len(resumed) >= 3, "killed workers rarely got far enough to commit: proves little"
     assert table_rows(table_uri) == expected_rows(episodes)
 
 
@@ -86,8 +100,8 @@ def test_surviving_worker_takes_over_the_partitions_of_a_killed_one(kafka, tmp_p
                 _kill9(proc)
     a_log = (tmp_path / "a.log").read_text()
     b_log = (tmp_path / "b.log").read_text()
-    a_parts = re.findall(r"assigned partitions \[([\d, ]*)\]", a_log)
-    b_parts = re.findall(r"assigned partitions \[([\d, ]*)\]", b_log)
+    a_parts = re.findall(r"sessionizer: assigned partitions \[([\d, ]*)\]", a_log)
+    b_parts = re.findall(r"sessionizer: assigned partitions \[([\d, ]*)\]", b_log)
     assert a_parts and a_parts[-1], f"worker A never owned a partition: {a_log[-2000:]}"
     assert b_parts[-1] == "0, 1, 2, 3", f"B did not take all partitions over: {b_parts}"
     assert table_rows(table_uri) == expected_rows(episodes)
