@@ -47,7 +47,7 @@ def test_worker_killed_nine_times_at_random_moments_still_writes_each_row_once(k
     producer = threading.Thread(
         target=log_episodes,
         args=(kafka, episodes, tmp_path / "spool"),
-        kwargs={"pace_s": 0.25, "chunk": 100},  # ~8 s of traffic
+        kwargs={"pace_s": 0.4, "chunk": 60},  # ~20 s of traffic
     )
     producer.start()
     rng = random.Random(7)
