@@ -265,28 +265,69 @@ class Sender(threading.Thread):
     def _reap(self, now: float) -> None:
         inflight = self._inflight
         while inflight and inflight[0].future.is_done:
-            item = inflight.popleft()
-            if item.direct:
-                self._direct_inflight -= 1
-            if item.future.exception is None:
-                self.acked_events += item.n_events
-                self._metrics.sent.inc(item.n_events)
-                self._metrics.records_sent.inc()
-                self._metrics.send_latency.observe(now - item.sent_at)
-            else:
-                self._metrics.send_errors.inc()
-                log.error(
-                    "Kafka did not take a record of %d events for partition %d (%s: %s); "
-                    "it is spooled and sent again (its order relative to later records of "
-                    "that partition may change)",
-                    item.n_events,
-                    item.partition,
-                    type(item.future.exception).__name__,
-                    item.future.exception,
-                )
-                self._spool_records([(item.partition, item.record, item.n_events)])
-            if item.spool_entry is not None:
-                self._spool.commit(item.spool_entry)
+            if inflight[0].future.exception is not None:
+                self._reset_producer(now, inflight[0])
+                return
+            self._acknowledge(inflight.popleft(), now)
+
+    def _acknowledge(self, item: _InFlight, now: float) -> None:
+        if item.direct:
+            self._direct_inflight -= 1
+        self.acked_events += item.n_events
+        self._metrics.sent.inc(item.n_events)
+        self._metrics.records_sent.inc()
+        self._metrics.send_latency.observe(now - item.sent_at)
+        if item.spool_entry is not None:
+            self._spool.commit(item.spool_entry)
+
+    def _reset_producer(self, now: float, failed: _InFlight) -> None:
+        """A record failed: drop the producer and re-send everything unacknowledged, in order.
+
+        Only the acknowledged prefix of the in-flight window counts as delivered; from the
+        failed record on, direct records go in front of the spool and spooled ones are read
+        again. Records the broker took but whose acknowledgement was lost are sent twice
+        (at least once); none is lost and per-partition order is kept. A fresh producer also
+        gets a fresh producer id, which is what a restarted broker needs.
+        """
+        exc = failed.future.exception
+        self._metrics.send_errors.inc()
+        log.error(
+            "Kafka did not take a record of %d events for partition %d (%s: %s); reconnecting "
+            "and re-sending the %d unacknowledged records in order",
+            failed.n_events,
+            failed.partition,
+            type(exc).__name__,
+            exc,
+            len(self._inflight),
+        )
+        self._discard_producer()
+        self._requeue_inflight(now)
+        self._connect_failures += 1
+        self._next_connect = now + self._settings.reconnect_backoff_s
+        self.outage = True
+
+    def _discard_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0)
+            except Exception as exc:
+                log.warning("closing the producer: %s: %s", type(exc).__name__, exc)
+
+    def _requeue_inflight(self, now: float) -> None:
+        """Acknowledge the delivered prefix; persist the rest so it is sent again first."""
+        inflight = self._inflight
+        while inflight and inflight[0].future.succeeded():
+            self._acknowledge(inflight.popleft(), now)
+        front = [(i.partition, i.n_events, i.record) for i in inflight if i.direct]
+        rewind = any(not i.direct for i in inflight)
+        inflight.clear()
+        self._direct_inflight = 0
+        if rewind:
+            self._spool.rewind()
+        if front:
+            self._spool.prepend(front)
+            self._metrics.spooled.inc(sum(n for _, n, _ in front))
 
     # -- the spool -------------------------------------------------------------------------------
     def _replay_spool(self, now: float) -> None:
@@ -458,27 +499,8 @@ class Sender(threading.Thread):
         """Persist everything not acknowledged, in order, and close the producer."""
         if self._connector is not None:
             self._connector.join()
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                producer.close(timeout=0)
-            except Exception as exc:
-                log.warning("closing the producer: %s: %s", type(exc).__name__, exc)
-        front: list[tuple[int, int, bytes]] = []
-        for item in self._inflight:
-            if item.future.is_done and item.future.exception is None:
-                self.acked_events += item.n_events
-                self._metrics.sent.inc(item.n_events)
-                if item.spool_entry is not None:
-                    self._spool.commit(item.spool_entry)
-            elif item.direct:
-                front.append((item.partition, item.n_events, item.record))
-            # An unacknowledged spooled record stays uncommitted on disk: it is read again.
-        self._inflight.clear()
-        self._direct_inflight = 0
-        if front:
-            self._spool.prepend(front)
-            self._metrics.spooled.inc(sum(n for _, n, _ in front))
+        self._discard_producer()
+        self._requeue_inflight(time.monotonic())
         self.outage = True
         while self._queue:
             self._spool_records(self._drain())

@@ -201,7 +201,7 @@ class DiskSpool:
         if not entries:
             return
         if self._outstanding:
-            raise RuntimeError("prepend while spool entries are being replayed would reorder")
+            self.rewind()  # outstanding entries are newer than these: read them again after
         self._close_reader()
         seq = (self._segments[0].seq - 1) if self._segments else _FIRST_SEQ
         path = self.directory / f"seg-{seq:016d}.spool"
@@ -292,6 +292,24 @@ class DiskSpool:
         seg.unread_entries += 1
         seg.unread_events += entry.n_events
         self._outstanding -= 1
+
+    def rewind(self) -> None:
+        """Forget what was read and not committed: it is read again, in order."""
+        if self._dirty and self._writer is not None:
+            self._writer.flush()
+        self._close_reader()
+        self._outstanding = 0
+        for seg in self._segments:
+            seg.unread_entries = 0
+            seg.unread_events = 0
+            with seg.path.open("rb") as fh:
+                offset = seg.committed
+                while offset + _HEADER.size <= seg.size:
+                    fh.seek(offset)
+                    _p, n_events, length, _c = _HEADER.unpack(fh.read(_HEADER.size))
+                    seg.unread_entries += 1
+                    seg.unread_events += n_events
+                    offset += _HEADER.size + length
 
     def commit(self, entry: SpoolEntry) -> None:
         """The broker acknowledged ``entry``: remember it, delete finished segments."""
