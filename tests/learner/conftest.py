@@ -7,6 +7,7 @@ the sessionizer writes them, so the learner reads real Delta tables.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from deltalake import write_deltalake
 
 from learner.settings import LearnerSettings
 from schemas.tables import TIMELINE_PARTITION_BY, TIMELINE_SCHEMA, rows_to_table
+from services.kafka_settings import KafkaSettings
 
 _EPOCH = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 
@@ -117,3 +119,21 @@ def fast_settings(home: Path, **overrides: Any) -> LearnerSettings:
     }
     values.update(overrides)
     return LearnerSettings.model_validate(values)
+
+
+def read_policy_updates(kafka: KafkaSettings, expected: int, timeout_s: float = 20.0) -> list[dict]:
+    """Every message on the policy-updates topic, from the beginning (no consumer group)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False)
+    try:
+        partition = TopicPartition(kafka.policy_updates_topic, 0)
+        consumer.assign([partition])
+        consumer.seek_to_beginning(partition)
+        messages: list[dict] = []
+        batches = consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=expected)
+        for records in batches.values():
+            messages.extend(json.loads(r.value) for r in records)
+        return messages
+    finally:
+        consumer.close()

@@ -15,6 +15,7 @@ from tests.learner.conftest import (
     bandit_rows,
     chain_rows,
     fast_settings,
+    read_policy_updates,
     write_timeline,
 )
 
@@ -173,3 +174,11 @@ def test_sequential_run_is_gated_by_weighted_dr_and_reported(tmp_path):
     assert row["gate_estimator"] == "wdr"
     assert {e["estimator"] for e in row["estimates"]} >= {"pdis", "wpdis", "wdr", "fqe"}
     assert Path(result.report_path).exists()
+
+
+def test_published_version_is_announced_on_policy_updates(tmp_path, kafka):
+    write_timeline(tmp_path / "timeline", bandit_rows(1500, seed=0))
+    result = run_once(fast_settings(tmp_path), kafka=kafka)
+    assert result.status == "published"
+    messages = read_policy_updates(kafka, expected=1)
+    assert [(m["policy"], m["version"]) for m in messages] == [("test", "v1")]

@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import socket
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from learner.registry import Registry
 from services.kafka_settings import KafkaSettings
+from tests.learner.conftest import read_policy_updates
 from tests.learner.registry.tiny_policy import manifest
-
-
-def _read_all(kafka: KafkaSettings, expected: int, timeout_s: float = 20.0) -> list[dict]:
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False)
-    try:
-        partition = TopicPartition(kafka.policy_updates_topic, 0)
-        consumer.assign([partition])
-        consumer.seek_to_beginning(partition)
-        messages: list[dict] = []
-        batches = consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=expected)
-        for records in batches.values():
-            messages.extend(json.loads(r.value) for r in records)
-        return messages
-    finally:
-        consumer.close()
 
 
 @pytest.mark.integration
 def test_publish_announces_policy_version_and_sha256(tmp_path, kafka, tiny_bytes):
     registry = Registry(str(tmp_path / "registry"), "ranker", kafka=kafka)
     version = registry.publish(tiny_bytes, manifest())
-    messages = _read_all(kafka, expected=1)
+    messages = read_policy_updates(kafka, expected=1)
     assert len(messages) == 1
     message = messages[0]
     assert message["policy"] == "ranker" and message["version"] == version
