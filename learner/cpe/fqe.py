@@ -258,4 +258,16 @@ class FittedQEvaluation(Estimator):
                 0,
                 f"FQE stopped: {self.model.divergence_reason}; its Q-model cannot be used.",
             )
+        backups = self.settings.n_steps // self.settings.target_update_every
+        horizon = min(
+            int(data.lengths.max()),
+            int(1.0 / (1.0 - data.gamma)) if data.gamma < 1 else int(data.lengths.max()),
+        )
+        if backups < horizon:
+            result.warnings.append(
+                f"FQE made only {backups} Bellman backups but rewards matter up to {horizon} "
+                "steps ahead: value has not propagated back to the start states, so FQE "
+                "underestimates long episodes (raise fqe.n_steps or lower "
+                "fqe.target_update_every)."
+            )
         return result

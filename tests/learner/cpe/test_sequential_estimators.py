@@ -103,17 +103,14 @@ def test_magic_equals_every_partial_estimate_when_they_agree():
     assert MAGIC().estimate(data, n_bootstrap=50).value == pytest.approx(2.0)
 
 
-def test_fqe_recovers_the_value_of_a_two_step_chain():
-    # s0 --a--> s1 --a--> end. Rewards r(s0) = [1, 0], r(s1) = [0, 2]; gamma = 0.9.
-    # pi(s0) = [0.9, 0.1], pi(s1) = [0.2, 0.8]: V(s1) = 0.8*2 = 1.6,
-    # Q(s0) = [1 + 0.9*1.6, 0 + 0.9*1.6] = [2.44, 1.44], V(s0) = 0.9*2.44 + 0.1*1.44 = 2.34.
+def _two_step_chain() -> SequentialInput:
     rng = np.random.default_rng(0)
     e = 200
     actions = rng.integers(0, 2, size=(e, 2))
     rewards = np.stack([np.where(actions[:, 0] == 0, 1.0, 0.0), actions[:, 1] * 2.0], axis=1)
     states = np.broadcast_to(np.eye(2, dtype=np.float32), (e, 2, 2)).copy()
     pi = np.broadcast_to(np.array([[0.9, 0.1], [0.2, 0.8]]), (e, 2, 2)).copy()
-    data = SequentialInput(
+    return SequentialInput(
         rewards=rewards,
         actions=actions,
         propensities=np.full((e, 2), 0.5),
@@ -124,9 +121,48 @@ def test_fqe_recovers_the_value_of_a_two_step_chain():
         terminal=np.tile([False, True], (e, 1)),
         states=states,
     )
+
+
+def test_fqe_recovers_the_value_of_a_two_step_chain():
+    # s0 --a--> s1 --a--> end. Rewards r(s0) = [1, 0], r(s1) = [0, 2]; gamma = 0.9.
+    # pi(s0) = [0.9, 0.1], pi(s1) = [0.2, 0.8]: V(s1) = 0.8*2 = 1.6,
+    # Q(s0) = [1 + 0.9*1.6, 0 + 0.9*1.6] = [2.44, 1.44], V(s0) = 0.9*2.44 + 0.1*1.44 = 2.34.
+    data = _two_step_chain()
     settings = FqeSettings(
         n_steps=800, target_update_every=100, hidden_sizes=[16], learning_rate=3e-3
     )
     fqe = FittedQEvaluation(settings, seed=0)
     assert fqe.estimate(data, n_bootstrap=0).value == pytest.approx(2.34, abs=0.05)
+    assert fqe.model.q_values(np.eye(2))[0] == pytest.approx([2.44, 1.44], abs=0.08)
+
+
+def test_fqe_warns_when_too_few_backups_reach_the_start_states():
+    # One Bellman backup cannot carry step 1's reward back to step 0.
+    fqe = FittedQEvaluation(FqeSettings(n_steps=50, target_update_every=50), seed=0)
+    warnings = fqe.estimate(_two_step_chain(), n_bootstrap=0).warnings
+    assert any("only 1 Bellman backups" in w for w in warnings)
+
+
+def test_fqe_does_not_treat_a_truncated_episode_as_ended():
+    # Half the episodes are cut by the log after s0 (not terminal). Were the cut an ending,
+    # Q(s0) would be pulled towards the immediate reward [1, 0]; it must stay [2.44, 1.44].
+    full = _two_step_chain()
+    valid = full.valid.copy()
+    valid[:100, 1] = False
+    data = SequentialInput(
+        rewards=np.where(valid, full.rewards, 0.0),
+        actions=full.actions,
+        propensities=full.propensities,
+        target_probs=full.target_probs,
+        possible_mask=full.possible_mask,
+        valid=valid,
+        gamma=full.gamma,
+        terminal=full.terminal & valid,
+        states=full.states,
+    )
+    settings = FqeSettings(
+        n_steps=800, target_update_every=100, hidden_sizes=[16], learning_rate=3e-3
+    )
+    fqe = FittedQEvaluation(settings, seed=0)
+    fqe.estimate(data, n_bootstrap=0)
     assert fqe.model.q_values(np.eye(2))[0] == pytest.approx([2.44, 1.44], abs=0.08)
