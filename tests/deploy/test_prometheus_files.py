@@ -1,0 +1,41 @@
+"""The Prometheus configuration and alert rules in deploy/ are valid for promtool."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+
+promtool = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    promtool is None, reason="promtool missing: `make apt-deps` installs it (make test does)"
+)
+
+
+@needs_promtool
+def test_alert_rules_pass_promtool_check_rules():
+    result = subprocess.run(
+        [promtool, "check", "rules", str(DEPLOY / "rules.yml")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 5 rules found" in result.stdout
+
+
+@needs_promtool
+def test_scrape_config_passes_promtool_check_config(tmp_path):
+    # The config names the rules file by its in-container path; check it beside a copy.
+    config = (
+        (DEPLOY / "prometheus.yml")
+        .read_text()
+        .replace("/etc/prometheus/rules.yml", str(DEPLOY / "rules.yml"))
+    )
+    path = tmp_path / "prometheus.yml"
+    path.write_text(config)
+    result = subprocess.run(
+        [promtool, "check", "config", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
