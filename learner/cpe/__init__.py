@@ -5,68 +5,50 @@ one-step IPS, SNIPS, DM, DR, SNDR, Switch-DR; sequential per-decision IS, weight
 sequential DR, weighted DR, MAGIC and FQE. Each returns an :class:`Estimate` (value, bootstrap
 interval, value normalized by the logged policy's). :func:`diagnose` says whether the
 importance weights can be trusted; :func:`evaluate_policy` runs everything the settings ask for.
+
+Names are imported on first use (see ``services.lazy_exports``): the config sections are
+imported by ``services.settings`` and must not pull torch into every CLI command.
 """
 
-from learner.cpe.base import Estimator, EstimatorKind
-from learner.cpe.config import CpeSettings, FqeSettings, RewardModelSettings
-from learner.cpe.diagnostics import Diagnostics, diagnose, effective_sample_size
-from learner.cpe.estimate import Estimate
-from learner.cpe.evaluate import CpeResult, build_estimators, evaluate_policy
-from learner.cpe.fqe import FittedQEvaluation, FqeModel, fit_fqe
-from learner.cpe.inputs import BanditInput, SequentialInput
-from learner.cpe.logged_value import LOGGED, logged_policy_value
-from learner.cpe.one_step import (
-    DirectMethod,
-    DoublyRobust,
-    InverseProbabilityScoring,
-    SelfNormalizedDoublyRobust,
-    SelfNormalizedIPS,
-    SwitchDoublyRobust,
-)
-from learner.cpe.registry import ESTIMATORS, estimator_label
-from learner.cpe.reward_model import RewardModel, cross_fitted_reward_hat, fit_reward_model
-from learner.cpe.sequential import (
-    MAGIC,
-    PerDecisionIS,
-    SequentialDoublyRobust,
-    WeightedDoublyRobust,
-    WeightedPerDecisionIS,
-)
+from services.lazy_exports import lazy_exports
 
-__all__ = [
-    "ESTIMATORS",
-    "LOGGED",
-    "MAGIC",
-    "BanditInput",
-    "CpeResult",
-    "CpeSettings",
-    "Diagnostics",
-    "DirectMethod",
-    "DoublyRobust",
-    "Estimate",
-    "Estimator",
-    "EstimatorKind",
-    "FittedQEvaluation",
-    "FqeModel",
-    "FqeSettings",
-    "InverseProbabilityScoring",
-    "PerDecisionIS",
-    "RewardModel",
-    "RewardModelSettings",
-    "SelfNormalizedDoublyRobust",
-    "SelfNormalizedIPS",
-    "SequentialDoublyRobust",
-    "SequentialInput",
-    "SwitchDoublyRobust",
-    "WeightedDoublyRobust",
-    "WeightedPerDecisionIS",
-    "build_estimators",
-    "cross_fitted_reward_hat",
-    "diagnose",
-    "effective_sample_size",
-    "estimator_label",
-    "evaluate_policy",
-    "fit_fqe",
-    "fit_reward_model",
-    "logged_policy_value",
-]
+_WHERE = {
+    "BanditInput": "learner.cpe.inputs",
+    "CpeResult": "learner.cpe.evaluate",
+    "CpeSettings": "learner.cpe.config",
+    "Diagnostics": "learner.cpe.diagnostics",
+    "DirectMethod": "learner.cpe.one_step",
+    "DoublyRobust": "learner.cpe.one_step",
+    "ESTIMATORS": "learner.cpe.registry",
+    "Estimate": "learner.cpe.estimate",
+    "Estimator": "learner.cpe.base",
+    "EstimatorKind": "learner.cpe.base",
+    "FittedQEvaluation": "learner.cpe.fqe",
+    "FqeModel": "learner.cpe.fqe",
+    "FqeSettings": "learner.cpe.config",
+    "InverseProbabilityScoring": "learner.cpe.one_step",
+    "LOGGED": "learner.cpe.logged_value",
+    "MAGIC": "learner.cpe.sequential",
+    "PerDecisionIS": "learner.cpe.sequential",
+    "RewardModel": "learner.cpe.reward_model",
+    "RewardModelSettings": "learner.cpe.config",
+    "SelfNormalizedDoublyRobust": "learner.cpe.one_step",
+    "SelfNormalizedIPS": "learner.cpe.one_step",
+    "SequentialDoublyRobust": "learner.cpe.sequential",
+    "SequentialInput": "learner.cpe.inputs",
+    "SwitchDoublyRobust": "learner.cpe.one_step",
+    "WeightedDoublyRobust": "learner.cpe.sequential",
+    "WeightedPerDecisionIS": "learner.cpe.sequential",
+    "build_estimators": "learner.cpe.evaluate",
+    "cross_fitted_reward_hat": "learner.cpe.reward_model",
+    "diagnose": "learner.cpe.diagnostics",
+    "effective_sample_size": "learner.cpe.diagnostics",
+    "estimator_label": "learner.cpe.registry",
+    "evaluate_policy": "learner.cpe.evaluate",
+    "fit_fqe": "learner.cpe.fqe",
+    "fit_reward_model": "learner.cpe.reward_model",
+    "logged_policy_value": "learner.cpe.logged_value",
+}
+
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
