@@ -14,10 +14,8 @@ import itertools
 import logging
 import secrets
 import sys
-import threading
 import time
 import weakref
-from collections import deque
 from types import TracebackType
 from typing import Any
 
@@ -26,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from schemas.events import EpisodeStepTracker, EventValidationError, validate_event
 from services.kafka_settings import KafkaSettings
 from services.sdk.errors import LoggerClosedError, QueueFullError, SdkError
+from services.sdk.event_queue import EventQueue
 from services.sdk.metrics import CallerCounts, sdk_metrics
 from services.sdk.records import BATCH_OVERHEAD_BYTES, pack_event
 from services.sdk.sender import Sender
@@ -76,11 +75,11 @@ class DecisionLogger:
         self.settings = settings = settings or SdkSettings()
         if settings.switch_interval_s is not None:
             sys.setswitchinterval(settings.switch_interval_s)
-        self._queue: deque[tuple[str, bytes, bool]] = deque()
+        self._queue = EventQueue()
         self._max_queue = settings.queue_max_events
         self._max_event_bytes = settings.record_max_bytes - BATCH_OVERHEAD_BYTES
         self._tracker = EpisodeStepTracker(settings.max_open_episodes)
-        self._lock = threading.Lock()
+        self._lock = self._queue.lock
         self._counts = CallerCounts()
         self._accepted = self._counts.accepted
         self._id_prefix = secrets.token_hex(6) + "-"
@@ -195,64 +194,66 @@ class DecisionLogger:
 
     def _submit(self, event: dict[str, Any], episode_id: str, is_end: bool) -> None:
         validate_event(event)
-        with self._lock:
-            if self._closed:
-                raise LoggerClosedError(
-                    f"this DecisionLogger is closed; the {event['type']} event was not logged"
-                )
-            if len(
-                self._queue
-            ) + self._sender.held_events >= self._max_queue and not self._make_room(event):
-                return
-            packed = pack_event(event)
-            if len(packed) > self._max_event_bytes:
-                raise EventValidationError(
-                    "event",
-                    f"{len(packed)} bytes",
-                    f"encoded event must be at most {self._max_event_bytes} bytes "
-                    "(sdk.record_max_bytes)",
-                    event["type"],
-                )
-            self._tracker.check(event)
-            self._queue.append((episode_id, packed, is_end))
-            self._accepted[event["type"]] += 1
-
-    def _make_room(self, event: dict[str, Any]) -> bool:
-        """The queue is full: apply ``when_full``. True if the event may be enqueued now."""
-        settings = self.settings
-        if settings.when_full == "drop":
-            self._tracker.check(event)
-            dropped = self._counts.dropped
-            dropped["queue_full"] = dropped.get("queue_full", 0) + 1
-            log.warning(
-                "dropped a %s event of episode %s: the queue holds queue_max_events=%d events "
-                "and when_full=drop (dropped so far: %d)",
-                event["type"],
-                event["episode_id"],
-                self._max_queue,
-                dropped["queue_full"],
-            )
-            return False
-        self._sender.wake()
-        deadline = time.monotonic() + settings.block_timeout_s
-        while len(self._queue) + self._sender.held_events >= self._max_queue:
-            if self._sender.fatal is not None:
-                raise SdkError("the SDK sender thread failed") from self._sender.fatal
-            if time.monotonic() >= deadline:
-                hint = (
-                    "The disk spool is full too: raise sdk.spool_max_bytes."
-                    if self._sender.spool_full
-                    else "Raise sdk.queue_max_events or sdk.block_timeout_s, or set "
-                    "sdk.when_full=spill to overflow to disk."
-                )
-                raise QueueFullError(
-                    f"the SDK queue stayed full (queue_max_events={self._max_queue}) for "
-                    f"block_timeout_s={settings.block_timeout_s:g}s and the {event['type']} "
-                    f"event was not logged; the broker at {self.kafka.bootstrap_servers} is "
-                    f"slow or unreachable. {hint}"
-                )
+        deadline: float | None = None
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise LoggerClosedError(
+                        f"this DecisionLogger is closed; the {event['type']} event was not logged"
+                    )
+                if len(self._queue) + self._sender.held_events < self._max_queue:
+                    packed = pack_event(event)  # under the lock: the packer is shared
+                    if len(packed) > self._max_event_bytes:
+                        raise EventValidationError(
+                            "event",
+                            f"{len(packed)} bytes",
+                            f"encoded event must be at most {self._max_event_bytes} bytes "
+                            "(sdk.record_max_bytes)",
+                            event["type"],
+                        )
+                    self._tracker.check(event)
+                    self._queue.put(episode_id, packed, is_end)
+                    self._accepted[event["type"]] += 1
+                    return
+                if self.settings.when_full == "drop":
+                    self._tracker.check(event)
+                    dropped = self._counts.dropped
+                    dropped["queue_full"] = so_far = dropped.get("queue_full", 0) + 1
+                    break
+            # Full: wait for the sender outside the lock (it takes the queue under it).
+            if deadline is None:
+                deadline = time.monotonic() + self.settings.block_timeout_s
+                self._sender.wake()
+            self._check_full_wait(event, deadline)
             time.sleep(0.0005)
-        return True
+        log.warning(
+            "dropped a %s event of episode %s: the queue holds queue_max_events=%d events "
+            "and when_full=drop (dropped so far: %d)",
+            event["type"],
+            episode_id,
+            self._max_queue,
+            so_far,
+        )
+
+    def _check_full_wait(self, event: dict[str, Any], deadline: float) -> None:
+        """Raise if the sender died or the queue stayed full past ``block_timeout_s``."""
+        if self._sender.fatal is not None:
+            raise SdkError("the SDK sender thread failed") from self._sender.fatal
+        if time.monotonic() < deadline:
+            return
+        settings = self.settings
+        hint = (
+            "The disk spool is full too: raise sdk.spool_max_bytes."
+            if self._sender.spool_full
+            else "Raise sdk.queue_max_events or sdk.block_timeout_s, or set "
+            "sdk.when_full=spill to overflow to disk."
+        )
+        raise QueueFullError(
+            f"the SDK queue stayed full (queue_max_events={self._max_queue}) for "
+            f"block_timeout_s={settings.block_timeout_s:g}s and the {event['type']} "
+            f"event was not logged; the broker at {self.kafka.bootstrap_servers} is "
+            f"slow or unreachable. {hint}"
+        )
 
     # -- delivery ----------------------------------------------------------------------------------
     @property

@@ -1,7 +1,7 @@
 """The background thread that moves events from the in-memory queue to Kafka (or the spool).
 
-It owns the producer, the partition cache and the disk spool; the caller's thread only appends
-``(episode_id, packed_event, is_end)`` tuples to a ``collections.deque``.
+It owns the producer and the disk spool; the caller's thread only puts packed events into the
+:class:`EventQueue`, already sorted by partition, and the sender takes them all at once.
 
 Ordering. Events of one partition reach Kafka in the order they were accepted:
 
@@ -30,21 +30,16 @@ from typing import Any
 from schemas.wire import decode_record
 from services.kafka_settings import KafkaSettings
 from services.sdk.errors import SpoolFullError
+from services.sdk.event_queue import UNKNOWN_PARTITION, EventQueue
 from services.sdk.metrics import CallerCounts, SdkMetrics
 from services.sdk.partitioning import EpisodePartitioner
 from services.sdk.records import BATCH_OVERHEAD_BYTES, assemble_record, pack_event
 from services.sdk.settings import SdkSettings
 from services.sdk.spool import DiskSpool, SpoolEntry
 
-__all__ = ["UNKNOWN_PARTITION", "Sender"]
+__all__ = ["Sender"]
 
 log = logging.getLogger(__name__)
-
-#: Partition of a spooled record written before the topic's partition count was known; it is
-#: split by episode when replayed.
-UNKNOWN_PARTITION = -1
-
-_DRAIN_MAX = 50_000  # events per loop at most, so one loop holds the GIL briefly
 
 
 class _InFlight:
@@ -74,7 +69,7 @@ class Sender(threading.Thread):
 
     def __init__(
         self,
-        queue: deque[tuple[str, bytes, bool]],
+        queue: EventQueue,
         kafka: KafkaSettings,
         settings: SdkSettings,
         spool: DiskSpool,
@@ -92,7 +87,6 @@ class Sender(threading.Thread):
         self._counts = counts
         self._producer_options = dict(producer_options or {})
         self._producer: Any = None
-        self._partitioner: EpisodePartitioner | None = None
         self._inflight: deque[_InFlight] = deque()
         # Records drained for the spool that did not fit yet (spool full); written first.
         self._unspooled: deque[tuple[int, bytes, int]] = deque()
@@ -184,7 +178,10 @@ class Sender(threading.Thread):
             "client_id": "policyloop-sdk",
             "acks": "all",
             "enable_idempotence": s.idempotence,
-            "max_in_flight_requests_per_connection": 1,
+            # Retries may reorder pipelined requests unless the producer is idempotent.
+            "max_in_flight_requests_per_connection": s.max_in_flight_requests
+            if s.idempotence
+            else 1,
             "compression_type": None if s.compression == "none" else s.compression,
             "linger_ms": 0,
             "batch_size": 1 << 20,
@@ -248,7 +245,10 @@ class Sender(threading.Thread):
             log.warning("connected to Kafka at %s", self._kafka.bootstrap_servers)
         self._connect_failures = 0
         # Partitioner first: the sender treats "producer set" as "ready to send".
-        self._partitioner = EpisodePartitioner(len(partitions), self._settings.max_open_episodes)
+        with self._queue.lock:
+            self._queue.partitioner = EpisodePartitioner(
+                len(partitions), self._settings.max_open_episodes
+            )
         self._producer = producer
 
     def _send(
@@ -358,10 +358,11 @@ class Sender(threading.Thread):
                 return
 
     def _split_unpartitioned(self, record: bytes) -> list[tuple[int, bytes, int]]:
-        assert self._partitioner is not None
+        partitioner = self._queue.partitioner
+        assert partitioner is not None
         buckets: dict[int, list[bytes]] = {}
         for event in decode_record(record):
-            partition = self._partitioner.partition(event["episode_id"])
+            partition = partitioner.partition(event["episode_id"])
             buckets.setdefault(partition, []).append(pack_event(event))
         return [r for p, packed in buckets.items() for r in self._records(p, packed)]
 
@@ -410,7 +411,7 @@ class Sender(threading.Thread):
         direct = (
             not self.outage
             and self._producer is not None
-            and self._partitioner is not None
+            and self._queue.partitioner is not None
             and self._spool.is_empty()
             and self._direct_inflight == len(self._inflight)
         )
@@ -443,32 +444,19 @@ class Sender(threading.Thread):
         return self._spool.bytes < self._spool.max_bytes
 
     def _drain(self) -> list[tuple[int, bytes, int]]:
-        """Pop queued events and pack them into per-partition records, in order."""
-        queue = self._queue
-        popleft = queue.popleft
-        count = min(len(queue), _DRAIN_MAX)
-        partitioner = self._partitioner
-        buckets: dict[int, list[bytes]] = {}
-        if partitioner is None:
-            bucket = buckets[UNKNOWN_PARTITION] = []
-            append = bucket.append
-            for _ in range(count):
-                append(popleft()[1])
-        else:
-            cache_get = partitioner.cache.get
-            assign = partitioner.assign
-            forget = partitioner.forget
-            for _ in range(count):
-                episode, packed, is_end = popleft()
-                partition = cache_get(episode)
-                if partition is None:
-                    partition = assign(episode)
-                if is_end:
-                    forget(episode)
-                bucket = buckets.get(partition)
-                if bucket is None:
-                    bucket = buckets[partition] = []
-                bucket.append(packed)
+        """Take everything queued and pack it into per-partition records, in order."""
+        buckets, unknown, _count = self._queue.take()
+        if unknown:
+            partitioner = self._queue.partitioner
+            if partitioner is None:
+                buckets.setdefault(UNKNOWN_PARTITION, []).extend(p for _, p in unknown)
+            else:  # queued before the first connection; the partition count is known now
+                sorted_late: dict[int, list[bytes]] = {}
+                for episode, packed in unknown:
+                    sorted_late.setdefault(partitioner.partition(episode), []).append(packed)
+                for partition, packed_events in sorted_late.items():
+                    # They were queued before anything in `buckets`: keep them first.
+                    buckets[partition] = packed_events + buckets.get(partition, [])
         records: list[tuple[int, bytes, int]] = []
         for partition, packed in buckets.items():
             records.extend(self._records(partition, packed))

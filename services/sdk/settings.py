@@ -61,6 +61,13 @@ class SdkSettings(BaseModel):
         description="How long one attempt to bootstrap or to fetch topic metadata may take "
         "(on a helper thread; the sender keeps spooling meanwhile).",
     )
+    max_in_flight_requests: int = Field(
+        default=5,
+        ge=1,
+        le=5,
+        description="Produce requests pipelined per connection. Above 1 only with idempotence "
+        "(it keeps per-partition order); without idempotence the sender uses 1.",
+    )
     reconnect_backoff_s: float = Field(default=1.0, gt=0)
     idempotence: bool = Field(
         default=True,
