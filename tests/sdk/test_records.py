@@ -23,4 +23,11 @@ def test_assembled_record_equals_encode_batch_for_every_array_header_size(n: int
     ]
     record = assemble_record([pack_event(e) for e in events])
     assert record == encode_batch(events)
-    assert decode_record(record) == events
+
+
+def test_assembled_record_decodes_to_the_events() -> None:
+    events = [
+        {"type": "episode_end", "event_id": f"x{i}", "episode_id": "e", "ts": 2, "terminal": True}
+        for i in range(20)
+    ]
+    assert decode_record(assemble_record([pack_event(e) for e in events])) == events
