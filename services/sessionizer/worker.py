@@ -43,7 +43,6 @@ from aiokafka.errors import KafkaError
 from services.kafka_settings import KafkaSettings
 from services.sessionizer.checkpoint import CheckpointStore
 from services.sessionizer.dlq import dlq_record
-from services.sessionizer.lz4_codec import ensure_lz4_decoding
 from services.sessionizer.metrics import SessionizerMetrics
 from services.sessionizer.sessionize import DeadLetter, PartitionSessionizer, SessionConfig
 from services.sessionizer.settings import SessionizerSettings
@@ -52,7 +51,6 @@ from services.sessionizer.sink import DeltaSink, PartitionBatch
 __all__ = ["SessionizerWorker", "session_config"]
 
 log = logging.getLogger("policyloop.sessionizer")
-ensure_lz4_decoding()
 
 
 def session_config(settings: SessionizerSettings) -> SessionConfig:

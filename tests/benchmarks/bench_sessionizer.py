@@ -69,9 +69,6 @@ def _log(kafka: KafkaSettings, spool: Path, start: int, episodes: int, rate: flo
 async def _raw_consume(kafka: KafkaSettings, records_expected: int) -> tuple[int, float]:
     from aiokafka import AIOKafkaConsumer
 
-    from services.sessionizer.lz4_codec import ensure_lz4_decoding
-
-    ensure_lz4_decoding()
     consumer = AIOKafkaConsumer(
         kafka.events_topic,
         bootstrap_servers=kafka.bootstrap_servers,
