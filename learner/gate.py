@@ -28,7 +28,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from learner.cpe.diagnostics import Diagnostics, fmt_count
 from learner.cpe.estimate import Estimate
-from learner.cpe.registry import ESTIMATORS, estimator_label
+
+
+def _estimators() -> dict:
+    """The estimator registry, imported on use: it imports torch (FQE), and ``GateSettings``
+    is part of the settings every CLI command loads."""
+    from learner.cpe.registry import ESTIMATORS
+
+    return ESTIMATORS
+
+
+def estimator_label(name: str) -> str:
+    from learner.cpe.registry import estimator_label as label
+
+    return label(name)
+
 
 __all__ = ["GateCheck", "GateDecision", "GateSettings", "decide"]
 
@@ -62,13 +76,14 @@ class GateSettings(BaseModel):
     @classmethod
     def _known(cls, name: str, info) -> str:
         kind = "one_step" if info.field_name == "one_step_estimator" else "sequential"
-        if name not in ESTIMATORS:
+        estimators = _estimators()
+        if name not in estimators:
             raise ValueError(
-                f"{info.field_name}: unknown estimator {name!r}; known: {sorted(ESTIMATORS)}"
+                f"{info.field_name}: unknown estimator {name!r}; known: {sorted(estimators)}"
             )
-        if ESTIMATORS[name].kind != kind:
+        if estimators[name].kind != kind:
             raise ValueError(
-                f"{info.field_name}: {name!r} is a {ESTIMATORS[name].kind} estimator, not {kind}"
+                f"{info.field_name}: {name!r} is a {estimators[name].kind} estimator, not {kind}"
             )
         return name
 
@@ -130,7 +145,8 @@ def _margin_words(settings: GateSettings) -> str:
 
 
 def _kind(names: Sequence[str]) -> Literal["one_step", "sequential"]:
-    kinds = {ESTIMATORS[n].kind for n in names if n in ESTIMATORS}
+    estimators = _estimators()
+    kinds = {estimators[n].kind for n in names if n in estimators}
     if len(kinds) != 1:
         raise ValueError(
             "estimates: cannot tell one-step from sequential from estimators "

@@ -1,21 +1,21 @@
-"""Feature identification and normalization (fitted in training, embedded in serving)."""
+"""Feature identification and normalization (fitted in training, embedded in serving).
 
-from learner.preprocessing.config import FEATURE_TYPES, FeatureType, PreprocessingSettings
-from learner.preprocessing.normalizer import (
-    FeatureSpec,
-    Normalizer,
-    NormalizerModule,
-    fit_normalizer,
-    identify_type,
-)
+Names are imported on first use (see ``services.lazy_exports``): the config sections are
+imported by ``services.settings`` and must not pull torch into every CLI command.
+"""
 
-__all__ = [
-    "FEATURE_TYPES",
-    "FeatureSpec",
-    "FeatureType",
-    "Normalizer",
-    "NormalizerModule",
-    "PreprocessingSettings",
-    "fit_normalizer",
-    "identify_type",
-]
+from services.lazy_exports import lazy_exports
+
+_WHERE = {
+    "FEATURE_TYPES": "learner.preprocessing.config",
+    "FeatureSpec": "learner.preprocessing.normalizer",
+    "FeatureType": "learner.preprocessing.config",
+    "Normalizer": "learner.preprocessing.normalizer",
+    "NormalizerModule": "learner.preprocessing.normalizer",
+    "PreprocessingSettings": "learner.preprocessing.config",
+    "fit_normalizer": "learner.preprocessing.normalizer",
+    "identify_type": "learner.preprocessing.normalizer",
+}
+
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

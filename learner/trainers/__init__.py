@@ -1,17 +1,21 @@
-"""Trainers: one-step reward model and offline Double DQN (CQL / BCQ), and the served policy."""
+"""Trainers: one-step reward model and offline Double DQN (CQL / BCQ), and the served policy.
 
-from learner.trainers.config import ALGORITHMS, ExplorationSettings, TrainerSettings
-from learner.trainers.policy import PolicyModule, StochasticPolicy
-from learner.trainers.result import TrainResult
-from learner.trainers.train import choose_algorithm, train
+Names are imported on first use (see ``services.lazy_exports``): the config sections are
+imported by ``services.settings`` and must not pull torch into every CLI command.
+"""
 
-__all__ = [
-    "ALGORITHMS",
-    "ExplorationSettings",
-    "PolicyModule",
-    "StochasticPolicy",
-    "TrainResult",
-    "TrainerSettings",
-    "choose_algorithm",
-    "train",
-]
+from services.lazy_exports import lazy_exports
+
+_WHERE = {
+    "ALGORITHMS": "learner.trainers.config",
+    "ExplorationSettings": "learner.trainers.config",
+    "PolicyModule": "learner.trainers.policy",
+    "StochasticPolicy": "learner.trainers.policy",
+    "TrainResult": "learner.trainers.result",
+    "TrainerSettings": "learner.trainers.config",
+    "choose_algorithm": "learner.trainers.train",
+    "train": "learner.trainers.train",
+}
+
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
