@@ -41,7 +41,10 @@ test: $(STAMP) apt-deps lint
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	$(BIN)/pip install -q -e '.[test,bench]'
+	# d3rlpy is the trainer-speed comparison only. It pins gymnasium==1.0.0, so it is installed
+	# without its pins (its other needs listed here) to keep the product's gymnasium.
+	$(BIN)/pip install -q --no-deps d3rlpy==2.8.1
+	$(BIN)/pip install -q click colorama dataclasses-json gym h5py scikit-learn structlog
 	$(BIN)/python -m tests.benchmarks $(BENCH)
 
 clean:
