@@ -1,8 +1,8 @@
 """Reading and creating Delta tables without the interpreter-abort of delta-rs issue 2184.
 
-``DeltaTable.to_pyarrow_table()`` / ``to_pyarrow_dataset()`` can abort the interpreter at exit
-(exit code 134) with deltalake 1.6; reading the table's parquet files with ``pyarrow.dataset``
-exits cleanly. Every reader in policyloop goes through :func:`read_table`.
+DeltaTable's own pyarrow conversions (``to_pyarrow_*``) can abort the interpreter at exit (exit
+code 134) with deltalake 1.6; reading the table's parquet files with ``pyarrow.dataset`` exits
+cleanly. Every reader in policyloop goes through :func:`read_table`.
 """
 
 from __future__ import annotations
