@@ -19,12 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import write_deltalake
 
+from learner.cpe.estimate import Estimate
 from schemas.tables import GATE_LOG_SCHEMA, rows_to_table
 from services.delta_tables import ensure_table, open_table, read_table
 
 __all__ = [
     "DECISIONS",
-    "EstimateRow",
     "GateLogEntry",
     "append_gate_log",
     "last_logged_table_version",
@@ -32,18 +32,6 @@ __all__ = [
 ]
 
 DECISIONS = ("publish", "reject")
-
-
-@dataclass(frozen=True)
-class EstimateRow:
-    """One estimator's result as the table stores it."""
-
-    estimator: str
-    value: float
-    ci_low: float
-    ci_high: float
-    normalized: float
-    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -62,7 +50,7 @@ class GateLogEntry:
     gate_estimator: str
     decision: str
     reasons: list[str]
-    estimates: list[EstimateRow] = field(default_factory=list)
+    estimates: list[Estimate] = field(default_factory=list)
     candidate_version: str | None = None
     incumbent_version: str | None = None
     logged_value: float | None = None

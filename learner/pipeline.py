@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from learner.gate_log import EstimateRow, GateLogEntry, append_gate_log, last_logged_table_version
+from learner.gate_log import GateLogEntry, append_gate_log, last_logged_table_version
 from learner.metrics import LearnerRunMetrics, export_metrics
 from learner.registry import Registry, RegistryError
 from learner.report import ReportData, write_report
@@ -174,13 +174,6 @@ def _finite_or_none(value: Any) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def _estimate_rows(estimates: dict[str, Any]) -> list[EstimateRow]:
-    return [
-        EstimateRow(e.estimator, e.value, e.ci_low, e.ci_high, e.normalized, list(e.warnings))
-        for e in estimates.values()
-    ]
 
 
 class _Stages:
@@ -507,7 +500,7 @@ def _run(ctx: _Context, *, force: bool, progress: bool) -> RunResult:
     )
     entry = dict(
         gate_estimator=gate_name,
-        estimates=_estimate_rows(candidate.estimates),
+        estimates=list(candidate.estimates.values()),
         logged_value=_finite_or_none(candidate.logged_value.value),
         incumbent_value=_finite_or_none(incumbent_estimate.value)
         if incumbent_estimate is not None

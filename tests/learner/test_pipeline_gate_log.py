@@ -7,8 +7,8 @@ import math
 
 import pytest
 
+from learner.cpe.estimate import Estimate
 from learner.gate_log import (
-    EstimateRow,
     GateLogEntry,
     append_gate_log,
     last_logged_table_version,
@@ -34,8 +34,8 @@ def _entry(**overrides) -> GateLogEntry:
         decision="publish",
         reasons=["WDR lower bound 1.2 exceeds logged value 1.0 by more than the margin"],
         estimates=[
-            EstimateRow("wdr", 1.5, 1.2, 1.8, 1.5, []),
-            EstimateRow("pdis", 1.4, 0.9, 2.0, 1.4, ["few"]),
+            Estimate("wdr", 1.5, 1.2, 1.8, 1.5, []),
+            Estimate("pdis", 1.4, 0.9, 2.0, 1.4, ["few"]),
         ],
         candidate_version="v2",
         incumbent_version="v1",
