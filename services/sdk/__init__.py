@@ -14,18 +14,7 @@ and every CLI command would otherwise pay for importing kafka-python and prometh
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-__all__ = [
-    "DecisionLogger",
-    "EventValidationError",
-    "LoggerClosedError",
-    "QueueFullError",
-    "SdkError",
-    "SdkSettings",
-    "SpoolFullError",
-]
+from services.lazy_exports import lazy_exports
 
 _WHERE = {
     "DecisionLogger": "services.sdk.logger",
@@ -37,15 +26,5 @@ _WHERE = {
     "SpoolFullError": "services.sdk.errors",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'services.sdk' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
