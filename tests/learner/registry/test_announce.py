@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from learner.registry import Registry
+from services.broker.embedded import find_free_port
 from services.kafka_settings import KafkaSettings
 from tests.learner.conftest import read_policy_updates
 from tests.learner.registry.tiny_policy import manifest
@@ -26,9 +25,7 @@ def test_publish_announces_policy_version_and_sha256(tmp_path, kafka, tiny_bytes
 
 
 def test_unreachable_broker_is_counted_and_the_version_stays_published(tmp_path, tiny_bytes):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again when the block ends: nobody listens
+    port = find_free_port()  # free at this moment: nobody listens there
     kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}")
     registry = Registry(str(tmp_path / "registry"), "ranker", kafka=kafka, announce_timeout_s=1.0)
     version = registry.publish(tiny_bytes, manifest())
