@@ -113,17 +113,58 @@ def ds_of(ts_ms: int) -> str:
     return dt.datetime.fromtimestamp(ts_ms / 1000.0, tz=dt.UTC).strftime("%Y-%m-%d")
 
 
+def _map_column(values: list[Any], field: pa.Field) -> pa.Array:
+    """A map column from dicts (or ``None``), built from flat keys and items in one pass."""
+    offsets, keys, items, mask, total = [0], [], [], [], 0
+    for value in values:
+        mask.append(value is None)
+        if value is not None:
+            keys.extend(value.keys())
+            items.extend(value.values())
+            total += len(value)
+        offsets.append(total)
+    return pa.MapArray.from_arrays(
+        pa.array(offsets, pa.int32()),
+        pa.array(keys, field.type.key_type),
+        pa.array(items, field.type.item_type),
+        type=field.type,
+        mask=pa.array(mask, pa.bool_()) if any(mask) else None,
+    )
+
+
+def _list_column(values: list[Any], field: pa.Field) -> pa.Array:
+    """A list column from lists (or ``None``), built from one flat array of the items."""
+    offsets, flat, mask, total = [0], [], [], 0
+    for value in values:
+        mask.append(value is None)
+        if value is not None:
+            flat.extend(value)
+            total += len(value)
+        offsets.append(total)
+    return pa.ListArray.from_arrays(
+        pa.array(offsets, pa.int32()),
+        pa.array(flat, field.type.value_type),
+        type=field.type,
+        mask=pa.array(mask, pa.bool_()) if any(mask) else None,
+    )
+
+
 def rows_to_table(rows: Iterable[dict[str, Any]], schema: pa.Schema = TIMELINE_SCHEMA) -> pa.Table:
-    """Build an Arrow table of ``schema`` from row dicts.
+    """Build an Arrow table of ``schema`` from row dicts (a missing key is a null).
 
     Map columns accept Python dicts; timestamp columns accept ``datetime`` objects or integer
-    microseconds since the epoch.
+    microseconds since the epoch. Map and list columns are assembled from flat arrays and
+    offsets: several times faster than converting nested Python values, which matters in the
+    sessionizer's sink.
     """
     rows = list(rows)
-    columns = {}
+    columns = []
     for field in schema:
         values = [row.get(field.name) for row in rows]
         if pa.types.is_map(field.type):
-            values = [None if v is None else list(v.items()) for v in values]
-        columns[field.name] = pa.array(values, type=field.type)
-    return pa.table(columns, schema=schema)
+            columns.append(_map_column(values, field))
+        elif pa.types.is_list(field.type):
+            columns.append(_list_column(values, field))
+        else:
+            columns.append(pa.array(values, type=field.type))
+    return pa.Table.from_arrays(columns, schema=schema)

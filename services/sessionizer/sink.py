@@ -26,13 +26,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from schemas.tables import TIMELINE_PARTITION_BY, TIMELINE_SCHEMA
+from schemas.tables import TIMELINE_PARTITION_BY, TIMELINE_SCHEMA, rows_to_table
 from services.delta_tables import ensure_table
 
-__all__ = ["Committed", "DeltaSink", "PartitionBatch", "rows_to_arrow", "txn_app_id"]
+__all__ = ["Committed", "DeltaSink", "PartitionBatch", "txn_app_id"]
 
 
 def txn_app_id(group: str, topic: str, partition: int) -> str:
@@ -61,66 +60,6 @@ class Committed:
 
     offset: int | None
     checkpoint: int | None
-
-
-def _map_column(values: Sequence[dict[str, float] | None], field: pa.Field) -> pa.Array:
-    offsets = [0]
-    keys: list[str] = []
-    items: list[float] = []
-    mask = []
-    total = 0
-    for m in values:
-        if m is None:
-            mask.append(True)
-        else:
-            mask.append(False)
-            keys.extend(m.keys())
-            items.extend(m.values())
-            total += len(m)
-        offsets.append(total)
-    return pa.MapArray.from_arrays(
-        pa.array(offsets, pa.int32()),
-        pa.array(keys, pa.string()),
-        pa.array(items, pa.float64()),
-        type=field.type,
-        mask=pa.array(mask, pa.bool_()) if any(mask) else None,
-    )
-
-
-def _list_column(values: Sequence[list | None], field: pa.Field) -> pa.Array:
-    offsets = [0]
-    flat: list[Any] = []
-    mask = []
-    total = 0
-    for v in values:
-        if v is None:
-            mask.append(True)
-        else:
-            mask.append(False)
-            flat.extend(v)
-            total += len(v)
-        offsets.append(total)
-    return pa.ListArray.from_arrays(
-        pa.array(offsets, pa.int32()),
-        pa.array(flat, field.type.value_type),
-        type=field.type,
-        mask=pa.array(mask, pa.bool_()) if any(mask) else None,
-    )
-
-
-def rows_to_arrow(rows: Sequence[dict[str, Any]], schema: pa.Schema = TIMELINE_SCHEMA) -> pa.Table:
-    """Timeline rows (dicts as the sessionizer builds them) as an Arrow table of ``schema``."""
-    columns = []
-    for f in schema:
-        name = f.name
-        values = [row[name] for row in rows]
-        if pa.types.is_map(f.type):
-            columns.append(_map_column(values, f))
-        elif pa.types.is_list(f.type):
-            columns.append(_list_column(values, f))
-        else:
-            columns.append(pa.array(values, f.type))
-    return pa.Table.from_arrays(columns, schema=schema)
 
 
 class DeltaSink:
@@ -167,7 +106,7 @@ class DeltaSink:
                 keep.append(b)
         rows = [r for b in keep for r in b.rows]
         if keep:
-            data = rows_to_arrow(rows)
+            data = rows_to_table(rows)
             txns = []
             for b in keep:
                 txns.append(Transaction(self.app_id(b.partition), b.last_offset))
