@@ -53,12 +53,8 @@ class DemoResult:
 
     @property
     def complete(self) -> bool:
-        """Every logged event id arrived, exactly once."""
-        return (
-            self.missing == 0
-            and self.duplicates == 0
-            and len(self.arrived_ids) == len(self.logged_ids)
-        )
+        """Every logged event id arrived, exactly once, and nothing else arrived."""
+        return self.duplicates == 0 and self.arrived_ids.keys() == self.logged_ids
 
 
 def _play_episode(
