@@ -22,7 +22,7 @@ def test_alert_rules_pass_promtool_check_rules():
         [promtool, "check", "rules", str(DEPLOY / "rules.yml")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert "SUCCESS: 7 rules found" in result.stdout
 
 
 @needs_promtool
@@ -39,3 +39,15 @@ def test_scrape_config_passes_promtool_check_config(tmp_path):
         [promtool, "check", "config", str(path)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+def test_rollout_alerts_fire_on_regression_and_on_a_refused_version():
+    result = subprocess.run(
+        [promtool, "test", "rules", str(DEPLOY / "rules_test.yml")],
+        capture_output=True,
+        text=True,
+        cwd=DEPLOY,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
