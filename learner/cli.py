@@ -53,6 +53,12 @@ def _learner_overrides(**values: Any) -> dict[str, Any]:
 @click.option("--force", is_flag=True, help="Run even if the timeline has no new version.")
 @click.option("--policy", "policy_name", help="Policy name in the registry.")
 @click.option("--no-progress", is_flag=True, help="No progress bars or stage lines.")
+@click.option(
+    "--no-promote",
+    is_flag=True,
+    help="Store and announce a version the gate publishes, but leave CURRENT "
+    "(roll it out later with `policyloop rollout start VERSION`).",
+)
 @click.pass_context
 def learn(
     ctx: click.Context,
@@ -62,6 +68,7 @@ def learn(
     force: bool,
     policy_name: str | None,
     no_progress: bool,
+    no_promote: bool,
 ) -> None:
     """Train on the timeline, prove the candidate with CPE, publish it if the gate agrees."""
     if once == (every is not None):
@@ -78,6 +85,7 @@ def learn(
             policy_name=policy_name,
             pushgateway=pushgateway,
             progress=False if no_progress else None,
+            promote=False if no_promote else None,
         ),
     )
     from learner.pipeline import run_once

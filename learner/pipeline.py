@@ -71,6 +71,7 @@ class RunResult:
     episodes: int = 0
     algorithm: str | None = None
     published_version: str | None = None
+    promoted: bool = False  # True when this run also swapped CURRENT to published_version
     incumbent_version: str | None = None
     report_path: str | None = None
     metrics_target: str | None = None
@@ -549,13 +550,22 @@ def _run(ctx: _Context, *, force: bool, progress: bool) -> RunResult:
     run.published_version = ctx.stored_version
     decision = gate_verdict(ctx.stored_version)  # same verdict, the sentence names the version
     run.sentence, run.gate_decision = decision.sentence, decision
-    ctx.report.sentence = decision.sentence
+    if not s.promote:
+        run.sentence += (
+            f" It was not promoted: CURRENT stays {incumbent_version or 'unset'} until "
+            f"`policyloop rollout start {ctx.stored_version}` or `registry promote`."
+        )
+    ctx.report.sentence = run.sentence
     ctx.report.candidate_version = ctx.stored_version
     ctx.report.decision = "publish"
     run.report_path = str(_write_report(ctx))
     _log(ctx, run, decision="publish", candidate_version=ctx.stored_version, **entry)
-    ctx.registry.promote(ctx.stored_version)
-    ctx.stored_version = None  # promoted: no longer ours to discard
+    if s.promote:
+        ctx.registry.promote(ctx.stored_version)
+        run.promoted = True
+    else:  # kept for a staged rollout: stored, verified, logged and announced, CURRENT unchanged
+        ctx.registry.announce_stored(ctx.stored_version)
+    ctx.stored_version = None  # logged as published: no longer ours to discard
     run.status = "published"
     return run
 

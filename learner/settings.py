@@ -43,6 +43,11 @@ class LearnerSettings(BaseModel):
     announce: bool = Field(
         default=True, description="Announce published versions on <prefix>.policy-updates."
     )
+    promote: bool = Field(
+        default=True,
+        description="Swap CURRENT to a version the gate publishes. False stores, announces "
+        "(promoted: false) and logs it but leaves CURRENT, for a staged `rollout start`.",
+    )
     announce_timeout_s: float = Field(default=10.0, gt=0)
     progress: bool = Field(default=True, description="Progress bars and stage lines on stderr.")
     preprocessing: PreprocessingSettings = Field(default_factory=PreprocessingSettings)

@@ -20,14 +20,19 @@ log = logging.getLogger(__name__)
 
 
 def announcement(
-    policy: str, version: str, sha256: str, ts_ms: int | None = None
+    policy: str, version: str, sha256: str, ts_ms: int | None = None, *, promoted: bool = True
 ) -> dict[str, Any]:
-    """The message body: ``{policy, version, sha256, ts}`` (ts in ms UTC)."""
+    """The message body: ``{policy, version, sha256, ts, promoted}`` (ts in ms UTC).
+
+    ``promoted`` is False for a version that was stored and verified but left for a staged
+    rollout: listeners must not treat it as the new CURRENT.
+    """
     return {
         "policy": policy,
         "version": version,
         "sha256": sha256,
         "ts": int(time.time() * 1000) if ts_ms is None else int(ts_ms),
+        "promoted": promoted,
     }
 
 

@@ -355,10 +355,16 @@ class Registry:
         log.info("discarded unpromoted %s/%s", self.policy_name, version)
 
     # ----------------------------------------------------------------- internals
-    def _announce(self, version: str, sha256: str) -> None:
+    def announce_stored(self, version: str) -> None:
+        """Announce a stored, verified version that is *not* CURRENT (``promoted: false``), so
+        that rollout tooling learns of it without anyone mistaking it for a promotion."""
+        manifest = self.verify(version)
+        self._announce(version, manifest["sha256"], promoted=False)
+
+    def _announce(self, version: str, sha256: str, *, promoted: bool = True) -> None:
         if self.kafka is None:
             return
-        message = announcement(self.policy_name, version, sha256)
+        message = announcement(self.policy_name, version, sha256, promoted=promoted)
         if not announce_policy(self.kafka, message, timeout_s=self.announce_timeout_s):
             self.announce_failures += 1
 

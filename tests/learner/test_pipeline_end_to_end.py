@@ -34,7 +34,7 @@ def published(tmp_path_factory):
 def test_run_publishes_a_candidate_that_beats_the_logged_policy(published):
     settings, _, result = published
     assert result.status == "published", result.sentence
-    assert result.published_version == "v1"
+    assert result.published_version == "v1" and result.promoted
     assert Registry(settings.registry_uri, settings.policy_name).current() == "v1"
     assert result.sentence.startswith("Published v1")
 
