@@ -1,10 +1,15 @@
 """The fleet: gymnasium environments playing production traffic through the SDK.
 
 Each episode is played by an *acting policy* (anything with ``act(episode_id, state,
-possible_actions) -> Decision``: the built-in uniform policy, or the SDK's policy client serving
-a registry version) and, when a ``DecisionLogger`` is given, every decision is logged with the
-propensity the policy really used, every reward with its step, and the episode's end with
+possible_actions) -> Decision``: the built-in uniform policy, or the SDK's ``PolicyClient``
+serving a registry version) and, when a ``DecisionLogger`` is given, every decision is logged with
+the propensity the policy really used, every reward with its step, and the episode's end with
 ``terminal`` (the environment ended it) or not (cut by the time limit).
+
+A policy that has ``reward`` and ``end_episode`` methods (``PolicyClient``) is told about both as
+well: it counts reward per policy version in its metrics, forgets the episode's routing at its
+end, and — when it has a ``DecisionLogger`` attached — logs the episode itself. Give the fleet a
+``logger`` *or* attach one to the client, not both, or every event is logged twice.
 
 Environments are adapted by :data:`ENVIRONMENTS`: how an observation becomes the state map, and
 which actions are possible at each step.
@@ -140,6 +145,8 @@ def play_episodes(
     if env_id not in ENVIRONMENTS:
         raise ValueError(f"env={env_id!r}: unknown; choose one of {sorted(ENVIRONMENTS)}")
     adapter = ENVIRONMENTS[env_id]
+    policy_reward = getattr(policy, "reward", None)
+    policy_end = getattr(policy, "end_episode", None)
     env = gym.make(env_id, **adapter.make_kwargs)
     stats = EpisodeStats()
     try:
@@ -153,6 +160,8 @@ def play_episodes(
                 decision = policy.act(episode_id, state, possible)
                 version = decision.policy_version
                 observation, reward, terminated, truncated, info = env.step(decision.action)
+                if policy_reward is not None:
+                    policy_reward(episode_id, float(reward), step=step)
                 if logger is not None:
                     logger.decision(
                         episode_id,
@@ -171,6 +180,8 @@ def play_episodes(
                 if terminated or truncated:
                     if logger is not None:
                         logger.end_episode(episode_id, terminal=bool(terminated), last_step=step)
+                    if policy_end is not None:
+                        policy_end(episode_id, terminal=bool(terminated))
                     break
                 step += 1
             stats.returns.append(total)

@@ -1,0 +1,142 @@
+"""Stand-in production traffic: K worker processes play episodes through the SDK.
+
+Each worker is what one production process would be: its own ``DecisionLogger`` and — unless the
+policy is ``uniform`` — its own ``PolicyClient`` serving the registry's CURRENT and ROLLOUT with
+the client logging every decision itself (the true propensity of what it sampled). Workers are
+separate processes (spawned, not forked: torch and the SDK's sender thread do not survive a
+fork) so that K workers really use K cores; each plays a contiguous share of the episodes with
+its own seeds and episode ids (``<run_id>-w<k>-<n>``), so runs never collide in the timeline.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import uuid
+from dataclasses import dataclass
+
+from services.settings import Settings
+from services.simulator.fleet import ENVIRONMENTS, EpisodeStats, UniformPolicy, play_episodes
+
+__all__ = ["FleetRun", "run_fleet"]
+
+UNIFORM = "uniform"
+
+
+@dataclass
+class FleetRun:
+    """What a fleet run played: per-episode stats, and how long it took."""
+
+    stats: EpisodeStats
+    seconds: float
+    workers: int
+
+    @property
+    def decisions(self) -> int:
+        return sum(self.stats.lengths)
+
+
+@dataclass(frozen=True)
+class _WorkerPlan:
+    settings_json: str
+    env_id: str
+    episodes: int
+    policy: str
+    seed: int
+    episode_prefix: str
+    poll_interval_s: float
+    metrics_port: int | None
+
+
+def _play(plan: _WorkerPlan) -> EpisodeStats:
+    """One worker: build the logger and the acting policy, play, flush, close."""
+    from services.sdk import DecisionLogger
+
+    settings = Settings.model_validate_json(plan.settings_json)
+    if plan.metrics_port is not None:
+        import prometheus_client
+
+        prometheus_client.start_http_server(plan.metrics_port, addr="0.0.0.0")
+    with DecisionLogger(kafka=settings.kafka, settings=settings.sdk) as logger:
+        if plan.policy == UNIFORM:
+            return play_episodes(
+                plan.env_id,
+                plan.episodes,
+                UniformPolicy(plan.seed),
+                logger,
+                seed=plan.seed,
+                episode_prefix=plan.episode_prefix,
+            )
+        from services.sdk import PolicyClient
+
+        with PolicyClient(
+            settings.learner.registry_uri,
+            plan.policy,
+            kafka=settings.kafka,
+            poll_interval_s=plan.poll_interval_s,
+            seed=plan.seed,
+            logger=logger,
+        ) as client:
+            return play_episodes(
+                plan.env_id,
+                plan.episodes,
+                client,
+                None,
+                seed=plan.seed,
+                episode_prefix=plan.episode_prefix,
+            )
+
+
+def run_fleet(
+    settings: Settings,
+    env_id: str,
+    episodes: int,
+    policy: str = UNIFORM,
+    *,
+    workers: int = 1,
+    seed: int = 0,
+    run_id: str | None = None,
+    poll_interval_s: float = 2.0,
+    metrics_port: int | None = None,
+) -> FleetRun:
+    """Play ``episodes`` episodes of ``env_id`` with ``policy`` (``uniform`` or a registry policy
+    name) on ``workers`` processes, logging everything to ``settings.kafka``.
+
+    Returns once every worker has flushed its logger: everything played is on the broker.
+    ``metrics_port`` serves each worker's Prometheus metrics on ``metrics_port + k``.
+    """
+    if env_id not in ENVIRONMENTS:
+        raise ValueError(f"env={env_id!r}: unknown; choose one of {sorted(ENVIRONMENTS)}")
+    if episodes < 1:
+        raise ValueError(f"episodes={episodes}: must be at least 1")
+    if workers < 1:
+        raise ValueError(f"workers={workers}: must be at least 1")
+    workers = min(workers, episodes)
+    run_id = run_id or uuid.uuid4().hex[:8]
+    settings_json = settings.model_dump_json()
+    shares = [episodes // workers + (1 if k < episodes % workers else 0) for k in range(workers)]
+    plans, first = [], 0
+    for k, share in enumerate(shares):
+        plans.append(
+            _WorkerPlan(
+                settings_json,
+                env_id,
+                share,
+                policy,
+                seed + first,
+                f"{run_id}-w{k}",
+                poll_interval_s,
+                None if metrics_port is None else metrics_port + k,
+            )
+        )
+        first += share
+    started = time.perf_counter()
+    if workers == 1:
+        parts = [_play(plans[0])]
+    else:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            parts = pool.map(_play, plans)
+    stats = EpisodeStats()
+    for part in parts:
+        stats.extend(part)
+    return FleetRun(stats, time.perf_counter() - started, workers)
