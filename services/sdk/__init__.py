@@ -20,10 +20,15 @@ _WHERE = {
     "DecisionLogger": "services.sdk.logger",
     "EventValidationError": "services.sdk.errors",
     "LoggerClosedError": "services.sdk.errors",
+    "PolicyAct": "services.sdk.policy_client",
+    "PolicyClient": "services.sdk.policy_client",
+    "PolicyUnavailableError": "services.sdk.policy_client",
     "QueueFullError": "services.sdk.errors",
     "SdkError": "services.sdk.errors",
     "SdkSettings": "services.sdk.settings",
+    "ServingSnapshot": "services.sdk.policy_client",
     "SpoolFullError": "services.sdk.errors",
+    "episode_bucket": "services.sdk.policy_routing",
 }
 
 __all__ = sorted(_WHERE)

@@ -1,0 +1,436 @@
+"""``PolicyClient``: serve the registry's policy (and its rollout candidate) to an application.
+
+    from services.sdk import PolicyClient
+
+    with PolicyClient(".policyloop/registry", "default", seed=7) as client:
+        act = client.act("ep-1", {"x": 0.5}, [0, 1])
+        ... take act.action ...
+        client.reward("ep-1", 1.0)
+        client.end_episode("ep-1", terminal=True)
+
+What it guarantees, and why:
+
+* **Verified models.** Versions are read through :meth:`Registry.load`, which checks
+  ``policy.pt`` against the manifest's sha256 before TorchScript sees a byte. A version that
+  fails to load is refused: the last good one keeps serving, one WARNING names the version and
+  the reason, ``policyloop_policy_load_failures_total`` counts it, and the version is not tried
+  again until ``CURRENT`` changes (no reload storm on every poll).
+* **Stochastic, logged truthfully.** Actions are sampled with the client's own seeded
+  ``random.Random`` from the served probabilities, and the returned ``propensity`` is exactly
+  the probability the action was drawn with — what counterfactual evaluation needs.
+* **Stable routing.** An episode goes to the rollout candidate iff
+  :func:`~services.sdk.policy_routing.episode_bucket` of its id is below the rollout fraction,
+  decided at its first act; the version then sticks for the whole episode, even across reloads
+  (the client remembers up to ``max_open_episodes`` open episodes; ``end_episode`` forgets one).
+* **Hot reload without a failed call.** A daemon thread re-reads ``CURRENT``/``ROLLOUT`` every
+  ``poll_interval_s`` (and at once when ``<prefix>.policy-updates`` announces a version, with
+  ``kafka`` given). The new serving state is built completely, then published by replacing one
+  reference, so ``act`` always sees a whole old or a whole new state.
+* **Cold start.** Without any ``CURRENT`` the client serves a uniform policy whose version is
+  ``"uniform"`` (``fallback="uniform"``), or refuses to start (``fallback="none"``).
+
+With a :class:`~services.sdk.logger.DecisionLogger` attached, every ``act`` is logged as a
+``decision`` (step = the client's per-episode counter, the true propensity and
+``action_probs``), and ``reward``/``end_episode`` pass through. The logger stays the caller's to
+close.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import random
+import secrets
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from learner.registry.registry import Registry
+from services.kafka_settings import KafkaSettings
+from services.sdk.policy_metrics import VersionStats, collector_for
+from services.sdk.policy_model import ServedModel, UniformModel
+from services.sdk.policy_routing import episode_bucket
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from services.sdk.logger import DecisionLogger
+
+__all__ = ["PolicyAct", "PolicyClient", "PolicyUnavailableError", "ServingSnapshot"]
+
+log = logging.getLogger(__name__)
+
+
+class PolicyUnavailableError(RuntimeError):
+    """No version can be served (no CURRENT, or it fails to load) and ``fallback="none"``."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyAct:
+    """One decision; attribute-compatible with ``services.simulator.fleet.Decision``."""
+
+    action: int | str
+    propensity: float
+    action_probs: list[float]  # aligned with the possible_actions given to act
+    policy_version: str
+    step: int
+    decision_id: str
+
+
+@dataclass(frozen=True)
+class ServingSnapshot:
+    """What the client serves right now."""
+
+    current_version: str  # the incumbent: CURRENT's version, or "uniform"
+    candidate_version: str | None
+    fraction: float  # share of new episodes routed to the candidate
+
+
+@dataclass(frozen=True)
+class _Serving:
+    """The immutable serving state ``act`` reads through one reference."""
+
+    incumbent: ServedModel | UniformModel
+    candidate: ServedModel | None
+    fraction: float
+
+    @property
+    def key(self) -> tuple[str, str | None, float]:
+        candidate = self.candidate.version if self.candidate is not None else None
+        return (self.incumbent.version, candidate, self.fraction)
+
+
+class _Episode:
+    __slots__ = ("model", "step")
+
+    def __init__(self, model: ServedModel | UniformModel, step: int) -> None:
+        self.model = model
+        self.step = step
+
+
+class PolicyClient:
+    """Serves a registry policy with staged-rollout routing (see the module doc)."""
+
+    def __init__(
+        self,
+        registry_uri: str,
+        policy_name: str,
+        *,
+        kafka: KafkaSettings | None = None,
+        poll_interval_s: float = 5.0,
+        seed: int | None = None,
+        logger: DecisionLogger | None = None,
+        fallback: Literal["uniform", "none"] = "uniform",
+        metrics_registry: CollectorRegistry | None = None,
+        max_open_episodes: int = 100_000,
+    ) -> None:
+        if fallback not in ("uniform", "none"):
+            raise ValueError(f"fallback={fallback!r}: must be 'uniform' or 'none'")
+        if not poll_interval_s > 0:
+            raise ValueError(f"poll_interval_s={poll_interval_s!r}: must be a positive number")
+        if max_open_episodes < 1:
+            raise ValueError(f"max_open_episodes={max_open_episodes!r}: must be at least 1")
+        self.registry_uri = str(registry_uri)
+        self.policy_name = policy_name
+        self.kafka = kafka
+        self.poll_interval_s = float(poll_interval_s)
+        self.fallback = fallback
+        self.logger = logger
+        self.max_open_episodes = max_open_episodes
+        self._registry = Registry(self.registry_uri, policy_name)
+        self._rng = random.Random(seed)
+        self._random = self._rng.random
+        self._lock = threading.Lock()  # episodes, stats, rng
+        self._refresh_lock = threading.Lock()
+        self._episodes: dict[str, _Episode] = {}
+        self._evicted_warned = False
+        self._stats: dict[str, VersionStats] = {}
+        self._broken: dict[str, str] = {}  # version -> reason, until CURRENT changes
+        self._seen_current: str | None = None
+        self._id_prefix = secrets.token_hex(6) + "-"
+        self._ids = itertools.count()
+        self._uniform = UniformModel()
+        self._serving: _Serving | None = None
+        self._closed = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+
+        self.refresh()  # raises PolicyUnavailableError with fallback="none"
+        self._collector = collector_for(metrics_registry)
+        self._collector.add(self)
+        self._poller = threading.Thread(
+            target=self._poll_loop, name=f"policyloop-policy-poll-{policy_name}", daemon=True
+        )
+        self._poller.start()
+        self._listener = None
+        if kafka is not None:
+            from services.sdk.policy_updates import PolicyUpdateListener
+
+            self._listener = PolicyUpdateListener(kafka, policy_name, self._on_announcement)
+            self._listener.start()
+
+    # -- serving -------------------------------------------------------------------------------
+    def act(
+        self, episode_id: str, state: dict[str, float], possible_actions: Sequence[int | str]
+    ) -> PolicyAct:
+        """Sample an action for ``episode_id``'s next step; see the module doc."""
+        serving = self._serving
+        episode = self._episodes.get(episode_id)
+        if episode is not None:
+            model = episode.model
+        elif serving.candidate is not None and episode_bucket(episode_id) < serving.fraction:
+            model = serving.candidate
+        else:
+            model = serving.incumbent
+        probs = model.probs(state, possible_actions)
+        version = model.version
+        with self._lock:
+            total = 0.0
+            for p in probs:
+                total += p
+            u = self._random() * total
+            acc = 0.0
+            chosen = -1
+            for i, p in enumerate(probs):
+                acc += p
+                if u < acc:
+                    chosen = i
+                    break
+            if chosen < 0:  # rounding at the top end: the last action with mass
+                chosen = max(i for i, p in enumerate(probs) if p > 0.0)
+            stats = self._stats.get(version)
+            if stats is None:
+                stats = self._stats[version] = VersionStats()
+            episode = self._episodes.get(episode_id)
+            if episode is None:
+                step = 0
+                if len(self._episodes) >= self.max_open_episodes:
+                    self._evict_oldest()
+                self._episodes[episode_id] = _Episode(model, 0)
+                stats.episodes += 1
+            else:
+                step = episode.step = episode.step + 1
+            propensity = probs[chosen]
+            stats.decisions += 1
+            stats.observe_propensity(propensity)
+        action = possible_actions[chosen]
+        decision_id = f"{self._id_prefix}{next(self._ids)}"
+        if self.logger is not None:
+            self.logger.decision(
+                episode_id,
+                step,
+                state,
+                action,
+                possible_actions if type(possible_actions) is list else list(possible_actions),
+                propensity,
+                version,
+                action_probs=probs,
+                event_id=decision_id,
+            )
+        return PolicyAct(action, propensity, probs, version, step, decision_id)
+
+    def reward(
+        self,
+        episode_id: str,
+        reward: float,
+        *,
+        step: int | None = None,
+        metrics: dict[str, float] | None = None,
+    ) -> None:
+        """Report ``reward`` for ``step`` (default: the episode's last act) of ``episode_id``."""
+        if isinstance(reward, bool) or not isinstance(reward, int | float):
+            raise ValueError(f"reward={reward!r}: must be a finite number")
+        if not math.isfinite(reward):
+            raise ValueError(f"reward={reward!r}: must be a finite number")
+        with self._lock:
+            episode = self._episodes.get(episode_id)
+            if episode is None and step is None:
+                raise ValueError(
+                    f"reward: episode {episode_id!r} has no open act in this client (never "
+                    "acted, ended, or evicted); pass step= explicitly"
+                )
+            if step is None:
+                step = episode.step
+            if episode is not None:
+                version = episode.model.version
+                stats = self._stats.get(version)
+                if stats is None:
+                    stats = self._stats[version] = VersionStats()
+                stats.reward_sum += float(reward)
+        if self.logger is not None:
+            self.logger.reward(episode_id, step, float(reward), metrics=metrics)
+
+    def end_episode(self, episode_id: str, terminal: bool) -> None:
+        """Forget the episode (its version no longer sticks) and log its end if logging."""
+        with self._lock:
+            episode = self._episodes.pop(episode_id, None)
+        if self.logger is not None:
+            last_step = episode.step if episode is not None else None
+            self.logger.end_episode(episode_id, bool(terminal), last_step=last_step)
+
+    @property
+    def serving(self) -> ServingSnapshot:
+        """The versions served right now and the candidate's share."""
+        serving = self._serving
+        candidate = serving.candidate.version if serving.candidate is not None else None
+        return ServingSnapshot(serving.incumbent.version, candidate, serving.fraction)
+
+    @property
+    def open_episodes(self) -> int:
+        return len(self._episodes)
+
+    # -- reloading -----------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Re-read CURRENT and ROLLOUT now; True if what is served changed."""
+        with self._refresh_lock:
+            return self._refresh()
+
+    def _refresh(self) -> bool:
+        old = self._serving
+        current = self._registry.current()
+        rollout = self._registry.rollout()
+        if current != self._seen_current:
+            self._broken.clear()  # a new CURRENT: give every version a fresh chance
+            self._seen_current = current
+        loaded: dict[str, ServedModel] = {}
+        if old is not None:
+            for model in (old.incumbent, old.candidate):
+                if isinstance(model, ServedModel):
+                    loaded[model.version] = model
+
+        incumbent: ServedModel | UniformModel | None
+        if current is None:
+            incumbent = old.incumbent if old is not None else None
+        else:
+            incumbent = loaded.get(current) or self._load(current)
+            if incumbent is None and old is not None:
+                incumbent = old.incumbent  # the last good version keeps serving
+        if incumbent is None:
+            if self.fallback == "none":
+                why = (
+                    f"version {current} could not be loaded ({self._broken.get(current)})"
+                    if current is not None
+                    else "it has no CURRENT version"
+                )
+                raise PolicyUnavailableError(
+                    f"policy {self.policy_name!r} in {self.registry_uri}: {why}, and "
+                    "fallback='none' (use fallback='uniform' to serve a uniform policy)"
+                )
+            incumbent = self._uniform
+
+        candidate: ServedModel | None = None
+        fraction = 0.0
+        version = rollout.get("version") if rollout else None
+        if version is not None and version != incumbent.version:
+            candidate = loaded.get(version) or self._load(version)
+            if candidate is not None:
+                fraction = min(max(float(rollout.get("fraction", 0.0)), 0.0), 1.0)
+            if fraction <= 0.0:
+                candidate = None
+        new = _Serving(incumbent, candidate, fraction)
+        if old is not None and new.key == old.key:
+            return False
+        self._serving = new
+        if old is not None:
+            log.info(
+                "policy %s now serves %s (candidate %s at %.0f%%)",
+                self.policy_name,
+                incumbent.version,
+                candidate.version if candidate else None,
+                fraction * 100,
+            )
+        return True
+
+    def _load(self, version: str) -> ServedModel | None:
+        """The loaded version, or None (recorded, logged once, counted) when it fails."""
+        if version in self._broken:
+            return None
+        try:
+            module, manifest = self._registry.load(version)
+            for parameter in module.parameters():
+                parameter.requires_grad_(False)  # no autograd bookkeeping on the act path
+            return ServedModel(version, module, manifest)
+        except Exception as exc:  # any failure: refuse the version, keep the last good one
+            reason = str(exc) or type(exc).__name__
+            self._broken[version] = reason
+            with self._lock:
+                stats = self._stats.get(version)
+                if stats is None:
+                    stats = self._stats[version] = VersionStats()
+                stats.load_failures += 1
+            serving = self._serving
+            log.warning(
+                "policy %s version %s refused: %s; still serving %s",
+                self.policy_name,
+                version,
+                reason,
+                serving.incumbent.version if serving is not None else "nothing yet",
+            )
+            return None
+
+    def _on_announcement(self, version: str | None) -> None:
+        self._wake.set()
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.refresh()
+            except Exception as exc:  # keep serving what we have; try again next time
+                log.warning("policy %s: reading the registry failed: %s", self.policy_name, exc)
+
+    def _evict_oldest(self) -> None:
+        oldest = next(iter(self._episodes))
+        del self._episodes[oldest]
+        if not self._evicted_warned:
+            self._evicted_warned = True
+            log.warning(
+                "policy %s: more than max_open_episodes=%d open episodes; forgetting the "
+                "oldest ones (call end_episode when an episode ends)",
+                self.policy_name,
+                self.max_open_episodes,
+            )
+
+    # -- metrics -------------------------------------------------------------------------------
+    def metric_snapshot(self) -> tuple[dict[str, VersionStats], dict[str, Any]]:
+        """Per-version counts and the serving state, for the Prometheus collector."""
+        serving = self.serving
+        with self._lock:
+            stats = dict(self._stats)
+        return stats, {
+            "incumbent": serving.current_version,
+            "candidate": serving.candidate_version,
+            "fraction": serving.fraction,
+        }
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the reload threads and leave the metrics (the logger stays the caller's)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
+        if self._listener is not None:
+            self._listener.stop()
+        self._poller.join(timeout=5)
+        if self._listener is not None:
+            self._listener.join(timeout=5)
+        self._collector.remove(self)
+
+    def __enter__(self) -> PolicyClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

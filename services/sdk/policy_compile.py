@@ -1,0 +1,173 @@
+"""A faster, verified equivalent of a served ``policy.pt`` for one decision at a time.
+
+Why: at a batch of one, a TorchScript call costs a few microseconds per graph node, and the
+learner's module is general (every feature runs every normalization kind and ``torch.where``
+picks the right one). For a given model most of those nodes are decided by constants: which
+kinds are present, the exploration settings. So the client specializes the loaded module:
+
+1. ``torch.jit.freeze`` turns parameters and attributes into constants and folds what only
+   depends on them (``kinds == 4`` ...);
+2. :func:`_drop_constant_selects` replaces ``aten::where(c, a, b)`` whose condition ``c`` is a
+   constant that is all true (→ ``a``) or all false (→ ``b``), where the kept input already has
+   the result's shape, and dead code elimination removes the branches nobody reads (the
+   box-cox, logit and quantile arithmetic of an all-identity model, say);
+3. the result is **checked** against the original module's ``forward`` on probe states (with
+   missing features) and every possible-action mask of up to 8 actions (a sample beyond); any
+   difference above 1e-6 — or any failure of the steps above — keeps the original module.
+
+Nothing here changes what is served, only how many interpreter steps it takes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+__all__ = ["Forward", "compile_served"]
+
+log = logging.getLogger(__name__)
+
+#: ``(states (1, F) float32, mask (1, A) bool) -> (1, A) probabilities``
+Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+_TOLERANCE = 1e-6
+
+
+def _constant_bool_value(node: Any) -> bool | None:
+    """True/False when ``node`` is a constant bool tensor that is all true/all false."""
+    if node.kind() != "prim::Constant" or not node.hasAttribute("value"):
+        return None
+    if node.kindOf("value") != "t":
+        return None
+    value = node.t("value")
+    if value.dtype != torch.bool or value.numel() == 0:
+        return None
+    if bool(value.all()):
+        return True
+    if not bool(value.any()):
+        return False
+    return None
+
+
+def _drop_constant_selects(graph: Any) -> int:
+    """Rewire ``where(const, a, b)`` to ``a``/``b`` when that is shape-safe; count rewires.
+
+    Shape safety is judged from the tensor types the frozen graph carries, which are not always
+    complete, so the caller verifies the result numerically anyway.
+    """
+    rewired = 0
+    for node in list(graph.nodes()):
+        if node.kind() != "aten::where" or len(list(node.inputs())) != 3:
+            continue
+        condition, a, b = list(node.inputs())
+        chosen = _constant_bool_value(condition.node())
+        if chosen is None:
+            continue
+        keep = a if chosen else b
+        other = b if chosen else a
+        # the kept value must already be at least as large as the others (broadcast result)
+        if not _broadcast_safe(keep, (condition, other)):
+            continue
+        node.output().replaceAllUsesWith(keep)
+        rewired += 1
+    torch._C._jit_pass_dce(graph)
+    return rewired
+
+
+def _broadcast_safe(keep: Any, others: tuple[Any, ...]) -> bool:
+    """The kept input's rank is at least each other input's, and its type is a tensor."""
+    keep_type = keep.type()
+    if not isinstance(keep_type, torch._C.TensorType):
+        return False
+    keep_dim = keep_type.dim()
+    for value in others:
+        other_type = value.type()
+        if not isinstance(other_type, torch._C.TensorType):
+            return False
+        other_dim = other_type.dim()
+        # A kept value of unknown or lower rank than another input is only accepted when that
+        # input is a 1-D constant (a per-feature vector broadcast along the batch).
+        lower = other_dim is not None and (keep_dim is None or keep_dim < other_dim)
+        if lower and not (other_dim == 1 and value.node().kind() == "prim::Constant"):
+            return False
+    return True
+
+
+def _probe_masks(n_actions: int, rng: random.Random) -> list[list[bool]]:
+    if n_actions <= 8:
+        masks = []
+        for bits in range(1, 1 << n_actions):
+            masks.append([bool(bits >> i & 1) for i in range(n_actions)])
+        return masks
+    masks = [[True] * n_actions]
+    for _ in range(32):
+        mask = [rng.random() < 0.5 for _ in range(n_actions)]
+        mask[rng.randrange(n_actions)] = True
+        masks.append(mask)
+    return masks
+
+
+def _probe_states(feature_names: list[str], rng: random.Random) -> list[dict[str, float]]:
+    states: list[dict[str, float]] = [{}]  # every feature missing: the defaults
+    scales = (0.01, 1.0, 10.0, 1000.0)
+    for i in range(24):
+        scale = scales[i % len(scales)]
+        state = {}
+        for name in feature_names:
+            if rng.random() < 0.15:
+                continue  # missing feature
+            state[name] = rng.gauss(0.0, scale) if i % 3 else abs(rng.gauss(0.0, scale))
+        states.append(state)
+    states.append({name: float(rng.randint(0, 3)) for name in feature_names})  # small ints
+    return states
+
+
+def _agrees(module: Any, fast: Forward, feature_names: list[str], n_actions: int) -> str | None:
+    """None if ``fast`` gives the module's probabilities on the probes, else what differs."""
+    rng = random.Random(20240301)
+    masks = _probe_masks(n_actions, rng)
+    for state in _probe_states(feature_names, rng):
+        row = torch.tensor(
+            [[state.get(name, float("nan")) for name in feature_names]], dtype=torch.float32
+        )
+        for mask in masks:
+            want = module(state, mask)
+            got = fast(row, torch.tensor([mask], dtype=torch.bool))[0].tolist()
+            if len(got) != len(want):
+                return f"length {len(got)} != {len(want)}"
+            for g, w in zip(got, want, strict=True):
+                if not abs(g - w) <= _TOLERANCE:
+                    return f"probability {g!r} != {w!r} for state {state} and mask {mask}"
+    return None
+
+
+def compile_served(module: Any, feature_names: list[str], n_actions: int) -> tuple[Forward, str]:
+    """The fastest verified way to call ``module``'s ``probs_dense``, and how it was obtained.
+
+    Returns ``(forward, how)`` where ``how`` is ``"specialized"`` or ``"original"`` (with the
+    reason in the log at DEBUG level when specialization was refused).
+    """
+    original: Forward = module.probs_dense
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frozen = torch.jit.freeze(module.eval(), preserved_attrs=["probs_dense"])
+            graph = frozen.probs_dense.graph
+            _drop_constant_selects(graph)
+            torch._C._jit_pass_constant_propagation(graph)
+            torch._C._jit_pass_dce(graph)
+        fast: Forward = frozen.probs_dense
+        with torch.inference_mode():
+            problem = _agrees(module, fast, feature_names, n_actions)
+    except Exception as exc:  # any failure only means: serve the original module
+        log.debug("policy specialization failed, serving the original module: %s", exc)
+        return original, "original"
+    if problem is not None:
+        log.debug("specialized policy disagrees (%s); serving the original module", problem)
+        return original, "original"
+    return fast, "specialized"

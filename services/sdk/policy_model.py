@@ -1,0 +1,113 @@
+"""One servable policy version: the registry's TorchScript module, or the uniform fallback.
+
+A :class:`ServedModel` is built once per version and shared by every decision: it owns the
+action → index map of the manifest and a small cache of possible-action masks, so that the hot
+path of :meth:`probs` only converts the state, runs the (specialized, verified) module and picks
+the probabilities of the possible actions.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from schemas.tables import action_text
+
+__all__ = ["UNIFORM_VERSION", "ServedModel", "UniformModel", "UnknownActionError"]
+
+UNIFORM_VERSION = "uniform"
+_MASK_CACHE_MAX = 4096
+_NAN = math.nan
+
+
+class UnknownActionError(ValueError):
+    """A possible action the served model has no output for."""
+
+
+class ServedModel:
+    """A loaded registry version (see module doc)."""
+
+    def __init__(self, version: str, module: Any, manifest: dict[str, Any]) -> None:
+        import torch
+
+        from services.sdk.policy_compile import compile_served
+
+        self.version = version
+        self.manifest = manifest
+        self.feature_names: list[str] = list(manifest["feature_names"])
+        self.actions: list[str] = [str(a) for a in manifest["actions"]]
+        module_actions = [str(a) for a in getattr(module, "actions", self.actions)]
+        if module_actions != self.actions:
+            raise ValueError(
+                f"{version}: policy.pt serves actions {module_actions} but the manifest lists "
+                f"{self.actions}"
+            )
+        self._index = {a: i for i, a in enumerate(self.actions)}
+        self._forward, self.compiled = compile_served(module, self.feature_names, len(self.actions))
+        # One reusable (1, F) input per thread: building a fresh tensor per call costs more
+        # than the rest of the bookkeeping together; the module never keeps its input.
+        self._local = threading.local()
+        self._from_numpy = torch.from_numpy
+        # tuple(possible_actions) -> (mask tensor (1, A), indices of the possible actions)
+        self._masks: dict[tuple[Any, ...], tuple[Any, list[int]]] = {}
+
+    def _mask_for(self, possible: Sequence[int | str]) -> tuple[Any, list[int]]:
+        key = tuple(possible)
+        cached = self._masks.get(key)
+        if cached is not None:
+            return cached
+        import torch
+
+        if not key:
+            raise ValueError("possible_actions: must contain at least one action")
+        indices = []
+        for action in key:
+            index = self._index.get(action_text(action))
+            if index is None:
+                raise UnknownActionError(
+                    f"possible action {action!r} is not an action of policy version "
+                    f"{self.version} (its actions: {self.actions})"
+                )
+            indices.append(index)
+        if len(set(indices)) != len(indices):
+            raise ValueError(f"possible_actions {list(key)}: actions must be distinct")
+        flags = [False] * len(self.actions)
+        for index in indices:
+            flags[index] = True
+        entry = (torch.tensor([flags], dtype=torch.bool), indices)
+        if len(self._masks) >= _MASK_CACHE_MAX:
+            self._masks.clear()
+        self._masks[key] = entry
+        return entry
+
+    def probs(self, state: dict[str, float], possible: Sequence[int | str]) -> list[float]:
+        """Probabilities of ``possible`` (aligned with it) under this version."""
+        mask, indices = self._mask_for(possible)
+        try:
+            values, row = self._local.buffer
+        except AttributeError:
+            values = np.zeros((1, len(self.feature_names)), dtype=np.float32)
+            row = self._from_numpy(values)
+            self._local.buffer = (values, row)
+        get = state.get
+        values[0] = [get(name, _NAN) for name in self.feature_names]
+        full = self._forward(row, mask).tolist()[0]
+        return [full[i] for i in indices]
+
+
+class UniformModel:
+    """The built-in cold-start policy: every possible action equally likely."""
+
+    version = UNIFORM_VERSION
+    compiled = "builtin"
+    actions: list[str] | None = None
+
+    def probs(self, state: dict[str, float], possible: Sequence[int | str]) -> list[float]:
+        n = len(possible)
+        if n == 0:
+            raise ValueError("possible_actions: must contain at least one action")
+        return [1.0 / n] * n
