@@ -1,4 +1,4 @@
-"""Arrow schemas of the Delta tables: ``timeline`` and ``gate_log``.
+"""Arrow schemas of the Delta tables: ``timeline``, ``gate_log`` and ``rollout_log``.
 
 The timeline is ReAgent-compatible in meaning (ReAgent's names in DESIGN.md). Choices that
 matter to readers in Spark, Trino, DuckDB or Polars:
@@ -21,6 +21,7 @@ import pyarrow as pa
 
 __all__ = [
     "GATE_LOG_SCHEMA",
+    "ROLLOUT_LOG_SCHEMA",
     "TIMELINE_KEY",
     "TIMELINE_PARTITION_BY",
     "TIMELINE_SCHEMA",
@@ -100,6 +101,36 @@ GATE_LOG_SCHEMA = pa.schema(
         pa.field("report_path", pa.string(), nullable=True),
     ],
     metadata={"policyloop.table": "gate_log", "policyloop.schema_version": "1"},
+)
+
+#: One row per staged-rollout decision that is not a silent hold (start, hold, advance,
+#: promote, rollback, abort) with the evidence it was taken on; returns are per episode.
+ROLLOUT_LOG_SCHEMA = pa.schema(
+    [
+        pa.field("ts", _TS, nullable=False),
+        pa.field("policy_name", pa.string(), nullable=False),
+        pa.field("candidate_version", pa.string(), nullable=False),
+        pa.field("incumbent_version", pa.string(), nullable=False),
+        pa.field("step_index", pa.int32(), nullable=False),
+        pa.field("steps", pa.list_(pa.float64()), nullable=False),
+        pa.field("step_started_at", _TS, nullable=False),
+        pa.field("fraction_before", pa.float64(), nullable=False),
+        pa.field("fraction_after", pa.float64(), nullable=False),
+        pa.field("decision", pa.string(), nullable=False),
+        pa.field("candidate_episodes", pa.int64(), nullable=False),
+        pa.field("candidate_mean_return", pa.float64(), nullable=True),
+        pa.field("candidate_std_return", pa.float64(), nullable=True),
+        pa.field("incumbent_episodes", pa.int64(), nullable=False),
+        pa.field("incumbent_mean_return", pa.float64(), nullable=True),
+        pa.field("incumbent_std_return", pa.float64(), nullable=True),
+        pa.field("statistic", pa.float64(), nullable=True),
+        pa.field("p_value", pa.float64(), nullable=True),
+        pa.field("alpha", pa.float64(), nullable=False),
+        pa.field("tolerance", pa.float64(), nullable=False),
+        pa.field("min_episodes", pa.int64(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+    ],
+    metadata={"policyloop.table": "rollout_log", "policyloop.schema_version": "1"},
 )
 
 

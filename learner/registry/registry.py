@@ -322,12 +322,20 @@ class Registry:
         log.info("rolled back %s from %s to %s", self.policy_name, previous, target)
         return target
 
-    def set_rollout(self, version: str, fraction: float) -> dict[str, Any]:
-        """Send ``fraction`` of episodes to candidate ``version`` (verified first)."""
+    def set_rollout(
+        self, version: str, fraction: float, *, plan: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Send ``fraction`` of episodes to candidate ``version`` (verified first).
+
+        ``plan`` (JSON-serializable) is stored with it: the staged-rollout controller keeps its
+        steps and progress there, so any process can resume or report the rollout.
+        """
         if not 0.0 <= float(fraction) <= 1.0:
             raise RegistryError(f"rollout fraction {fraction!r}: must be between 0 and 1")
         self.verify(version)
         state = {"version": version, "fraction": float(fraction), "started_at": utc_now_iso()}
+        if plan is not None:
+            state["plan"] = plan
         self._store.write_atomic(self._p("ROLLOUT"), json.dumps(state).encode())
         return state
 
