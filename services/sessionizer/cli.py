@@ -71,6 +71,8 @@ def sessionize(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for noisy in ("faust", "mode", "aiokafka"):  # their INFO lines drown the worker's own
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     worker = SessionizerWorker(settings.kafka, settings.sessionizer, until_idle_s=until_idle)
     code = asyncio.run(worker.run())
     click.echo(

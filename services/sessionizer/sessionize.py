@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from schemas.events import EventValidationError, validate_event
-from schemas.tables import action_text, ds_of
+from schemas.tables import ds_of
 from schemas.wire import RecordDecodeError, decode_record, encode_event
 
 __all__ = [
@@ -142,6 +142,26 @@ def _float_map(m: dict[str, Any] | None) -> dict[str, float] | None:
     return {k: float(v) for k, v in m.items()}
 
 
+_DAY_MS = 86_400_000
+_ds_by_day: dict[int, str] = {}
+
+
+def _ds(ts_ms: int) -> str:
+    """:func:`schemas.tables.ds_of` memoized per UTC day (a strftime per row is measurable)."""
+    day = ts_ms // _DAY_MS
+    ds = _ds_by_day.get(day)
+    if ds is None:
+        if len(_ds_by_day) > 100_000:
+            _ds_by_day.clear()
+        ds = _ds_by_day[day] = ds_of(day * _DAY_MS)
+    return ds
+
+
+def _actions(actions: list) -> list[str]:
+    """``possible_actions`` as table text (``schemas.tables.action_text`` of each)."""
+    return [a if type(a) is str else str(a) for a in actions]
+
+
 class PartitionSessionizer:
     """The sessionization state machine of one partition (see the module docstring)."""
 
@@ -153,6 +173,10 @@ class PartitionSessionizer:
         self._deadlines: list[tuple[int, int, str]] = []
         self._seq = 0
         self._out = Output()
+        # The decision converted last for a row (state map, possible actions): the next row's
+        # decision is usually the previous row's successor, whose ``next_*`` columns hold the
+        # same values, so they are converted once.
+        self._converted: tuple[Any, dict | None, list[str]] | None = None
 
     # ------------------------------------------------------------------ input
     def process_record(self, value: bytes | None, offset: int, now_ms: int) -> None:
@@ -357,6 +381,12 @@ class PartitionSessionizer:
             window = self.config.reward_window_ms
             first = self.config.aggregation == "first"
             clock = self.clock
+            if not force:  # fast exit: the earliest pending row is not final yet
+                step0 = min(ep.decisions)
+                if clock < ep.decisions[step0][2]["ts"] + window and not (
+                    first and ep.rewards.get(step0)
+                ):
+                    return
             steps = sorted(ep.decisions)
             end = ep.end
             end_last = end[2].get("last_step") if end is not None else None
@@ -427,16 +457,20 @@ class PartitionSessionizer:
             metrics = None
             reward_count = 0
         probs = d.get("action_probs")
+        conv = self._converted
+        if conv is None or conv[0] is not d:
+            conv = (d, _float_map(d["state"]), _actions(d["possible_actions"]))
+        action = d["action"]
         row = {
-            "ds": ds_of(d["ts"]),
+            "ds": _ds(d["ts"]),
             "episode_id": d["episode_id"],
             "step": step,
             "step_ordinal": ep.emitted_count,
             "decision_id": d["event_id"],
             "ts": d["ts"] * 1000,
-            "state": _float_map(d["state"]),
-            "action": action_text(d["action"]),
-            "possible_actions": [action_text(a) for a in d["possible_actions"]],
+            "state": conv[1],
+            "action": action if type(action) is str else str(action),
+            "possible_actions": conv[2],
             "propensity": float(d["propensity"]),
             "action_probs": None if probs is None else [float(p) for p in probs],
             "reward": float(reward),
@@ -447,9 +481,15 @@ class PartitionSessionizer:
             "processed_at": now_ms * 1000,
         }
         if nxt is not None:
-            row["next_state"] = _float_map(nxt["state"])
-            row["next_action"] = action_text(nxt["action"])
-            row["possible_next_actions"] = [action_text(a) for a in nxt["possible_actions"]]
+            conv = self._converted = (
+                nxt,
+                _float_map(nxt["state"]),
+                _actions(nxt["possible_actions"]),
+            )
+            action = nxt["action"]
+            row["next_state"] = conv[1]
+            row["next_action"] = action if type(action) is str else str(action)
+            row["possible_next_actions"] = conv[2]
             row["next_propensity"] = float(nxt["propensity"])
             row["time_diff"] = nxt["step"] - step
             row["terminal"] = False

@@ -15,8 +15,10 @@ A zombie guard: before committing, the sink re-reads the recorded checkpoint num
 partitions; if another worker has changed one since this worker last wrote it, that partition
 was taken over and its rows are dropped from the batch instead of being written twice.
 
-Rows are converted to Arrow column by column (map and list columns from flat offsets), which is
-several times faster than building them through ``pyarrow.array`` of Python dicts.
+Rows are converted to Arrow column by column: one C-level transpose of the row dicts
+(``operator.itemgetter`` over every column name), then map and list columns from flat keys,
+items and offsets. That is several times faster than ``pyarrow.array`` of Python dicts and
+about twice as fast as looking each value up per column; it is on the worker's hot path.
 """
 
 from __future__ import annotations
@@ -24,14 +26,60 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate, chain
+from operator import itemgetter
 from typing import Any
 
+import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from schemas.tables import TIMELINE_PARTITION_BY, TIMELINE_SCHEMA, rows_to_table
 from services.delta_tables import ensure_table
 
-__all__ = ["Committed", "DeltaSink", "PartitionBatch", "txn_app_id"]
+__all__ = ["Committed", "DeltaSink", "PartitionBatch", "timeline_arrow", "txn_app_id"]
+
+_NAMES = [f.name for f in TIMELINE_SCHEMA]
+_ROW_VALUES = itemgetter(*_NAMES)
+
+
+def _offsets_and_mask(values: Sequence[Any]) -> tuple[pa.Array, pa.Array | None, list[Any]]:
+    present = [v for v in values if v is not None]
+    lengths = (0 if v is None else len(v) for v in values)
+    offsets = pa.array(list(accumulate(lengths, initial=0)), pa.int32())
+    mask = None
+    if len(present) != len(values):
+        mask = pa.array([v is None for v in values], pa.bool_())
+    return offsets, mask, present
+
+
+def _column(values: Sequence[Any], field: pa.Field) -> pa.Array:
+    kind = field.type
+    if pa.types.is_map(kind):
+        offsets, mask, present = _offsets_and_mask(values)
+        keys = pa.array(list(chain.from_iterable(m.keys() for m in present)), kind.key_type)
+        items = pa.array(list(chain.from_iterable(m.values() for m in present)), kind.item_type)
+        return pa.MapArray.from_arrays(offsets, keys, items, type=kind, mask=mask)
+    if pa.types.is_list(kind):
+        offsets, mask, present = _offsets_and_mask(values)
+        flat = pa.array(list(chain.from_iterable(present)), kind.value_type)
+        return pa.ListArray.from_arrays(offsets, flat, type=kind, mask=mask)
+    return pa.array(values, type=kind)
+
+
+def timeline_arrow(rows: list[dict[str, Any]]) -> pa.Table:
+    """Timeline rows (dicts with every column, as the sessionizer writes them) as Arrow.
+
+    Same result as :func:`schemas.tables.rows_to_table`, which it falls back to when a row
+    lacks a column.
+    """
+    if not rows:
+        return rows_to_table(rows)
+    try:
+        columns = list(zip(*map(_ROW_VALUES, rows), strict=True))
+    except KeyError:
+        return rows_to_table(rows)
+    arrays = [_column(values, f) for values, f in zip(columns, TIMELINE_SCHEMA, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=TIMELINE_SCHEMA)
 
 
 def txn_app_id(group: str, topic: str, partition: int) -> str:
@@ -106,7 +154,7 @@ class DeltaSink:
                 keep.append(b)
         rows = [r for b in keep for r in b.rows]
         if keep:
-            data = rows_to_table(rows)
+            data = timeline_arrow(rows)
             txns = []
             for b in keep:
                 txns.append(Transaction(self.app_id(b.partition), b.last_offset))

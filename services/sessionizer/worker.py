@@ -1,29 +1,38 @@
-"""The sessionizer worker: consume ``<prefix>.events``, sessionize, commit to Delta exactly once.
+"""The sessionizer worker: a Faust app consuming ``<prefix>.events`` into Delta, exactly once.
 
-Why a plain aiokafka consumer rather than a Faust agent: exactly-once here needs three things
-Faust decides on its own: *when* offsets are committed (Faust commits acknowledged offsets on
-its own timer and at rebalance; we must commit only after the Delta commit), *where* a partition
-resumes (we resume after the offset recorded in the Delta table, not the group's committed
-offset), and *how state is stored* (a changelog topic cannot be committed atomically with a
-Delta commit without Kafka transactions, which the embedded broker lacks). aiokafka, which
-Faust itself runs on, gives each of these directly: manual commits, a rebalance listener that
-seeks, and ``getmany`` batches.
+Faust runs the loop: the consumer (aiokafka in Faust's consumer thread), the consumer group and
+its rebalances, an agent over ``<prefix>.events`` that takes records in batches, a timer, the
+producer for dead letters, and offset commits. What Faust does not decide is *what counts as
+done*: the Delta table is the truth (``sink.py``), so this module drives Faust like this:
 
-The loop, per poll: feed each record to its partition's :class:`PartitionSessionizer` (pure);
-let caught-up partitions' clocks follow wall time minus a slack (so windows and timeouts close
-without traffic); collect rows and dead letters. Every ``batch_max_rows`` rows or
-``batch_max_seconds`` a batch is committed in this order:
+* **Acks only after the Delta commit.** The agent reads with ``stream.noack_take(...)``; an
+  event is acknowledged (``event.ack()``) only once the Delta commit holding its effects has
+  succeeded, and then ``app.consumer.commit()`` commits the acknowledged offsets. Faust's own
+  periodic commit only ever sees acknowledged offsets, so no offset reaches Kafka before its
+  Delta commit.
+* **Resume where the table says.** ``app.on_rebalance_complete`` (awaited by Faust before it
+  seeks the assigned partitions to their committed offsets) reads each new partition's recorded
+  offset ``V`` and checkpoint number back from the table, loads that checkpoint and commits
+  ``V + 1`` as the group's offset, so Faust's seek lands on ``V + 1``. Records at or below the
+  recorded offset are skipped anyway (belt and braces), so (``episode_id``, ``step``) stays
+  unique however the worker dies.
+* **Flush before revoke.** ``app.on_partitions_revoked`` commits everything pending to Delta
+  (and acknowledges it) before the partitions go; ``stream_wait_empty`` is off because Faust
+  would otherwise wait for acknowledgements that only this hook produces.
+* **State**: no Faust tables. A changelog topic cannot be committed atomically with a Delta
+  commit without Kafka transactions (the embedded broker has none), so after a ``kill -9`` a
+  changelog and the table could disagree. The equivalent used instead: each partition's
+  episode state is saved as a MessagePack checkpoint whose number is recorded in the *same*
+  Delta commit as the rows and offsets (``checkpoint.py``); on assignment exactly the
+  checkpoint that produced the table's rows is loaded.
 
-1. dead letters sent to ``<prefix>.dlq`` and flushed;
-2. each changed partition's state saved as its next checkpoint (``checkpoint.py``);
-3. one Delta append holding every row, with each partition's last offset and checkpoint number
-   as transaction versions (``sink.py``);
-4. the next offsets committed to the Kafka group (for lag and tooling; the table is the truth).
-
-On assignment a partition's recorded offset ``V`` and checkpoint number are read back from the
-table, that checkpoint loaded and the consumer seeks to ``V + 1``: nothing already in the
-table is processed again, so (``episode_id``, ``step``) stays unique however the worker dies.
-On revocation everything pending is committed first, then the partition's state is dropped.
+Batches: every ``batch_max_rows`` rows or ``batch_max_seconds`` the pending work is *sealed*
+(rows, dead letters, offsets, a state snapshot, the events to acknowledge) and committed in the
+background in this order: dead letters sent to ``<prefix>.dlq`` and flushed; checkpoints saved;
+one Delta append with each partition's last offset and checkpoint number as transaction
+versions; events acknowledged and offsets committed to Kafka. At most one commit is in flight
+and commits happen in order, so consuming and sessionizing the next batch overlaps the Delta
+write of the previous one.
 """
 
 from __future__ import annotations
@@ -37,12 +46,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from faust.types import TP
 
 from services.kafka_settings import KafkaSettings
 from services.sessionizer.checkpoint import CheckpointStore
 from services.sessionizer.dlq import dlq_record
+from services.sessionizer.faust_app import build_app
 from services.sessionizer.metrics import SessionizerMetrics
 from services.sessionizer.sessionize import DeadLetter, PartitionSessionizer, SessionConfig
 from services.sessionizer.settings import SessionizerSettings
@@ -51,6 +60,8 @@ from services.sessionizer.sink import DeltaSink, PartitionBatch
 __all__ = ["SessionizerWorker", "session_config"]
 
 log = logging.getLogger("policyloop.sessionizer")
+
+_TICK_S = 0.1
 
 
 def session_config(settings: SessionizerSettings) -> SessionConfig:
@@ -69,20 +80,22 @@ class _Partition:
     sessionizer: PartitionSessionizer
     committed: int  # last offset recorded in Delta (-1: none)
     last_offset: int  # last offset processed
-    checkpoint: int  # checkpoint number recorded in Delta (0: none)
+    checkpoint: int  # last checkpoint number handed to a commit (0: none)
+    sealed_offset: int  # last offset handed to a commit
     rows: list[dict[str, Any]] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
+    acks: list[Any] = field(default_factory=list)  # Faust events awaiting their Delta commit
 
 
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, worker: SessionizerWorker) -> None:
-        self.worker = worker
+@dataclass
+class _Sealed:
+    """One batch handed to the committer: everything it needs, detached from the live state."""
 
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.worker._on_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self.worker._on_assigned(assigned)
+    parts: dict[int, _Partition]
+    batches: list[PartitionBatch]
+    snapshots: dict[int, dict[str, Any]]
+    letters: list[tuple[int, DeadLetter]]
+    acks: dict[int, list[Any]]
 
 
 class SessionizerWorker:
@@ -108,13 +121,15 @@ class SessionizerWorker:
         self._parts: dict[int, _Partition] = {}
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
+        self._failure: BaseException | None = None
         self._assigned_once = False
         self._assigned_at = 0.0
         self._last_record_at = 0.0
         self._last_flush = time.monotonic()
+        self._last_report = time.monotonic()
         self._pending_rows = 0
-        self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
+        self._inflight: asyncio.Task | None = None
+        self._app: Any = None
         self._sink: DeltaSink | None = None
         self._store: CheckpointStore | None = None
         self.rows_written = 0
@@ -125,6 +140,12 @@ class SessionizerWorker:
         """Ask :meth:`run` to commit what is pending and return."""
         self._stopping.set()
 
+    def _fail(self, exc: BaseException) -> None:
+        log.error("sessionizer failed: %r", exc, exc_info=exc)
+        if self._failure is None:
+            self._failure = exc
+        self._stopping.set()
+
     async def run(self) -> int:
         """Consume until stopped (or idle with ``until_idle_s``); returns an exit code."""
         s = self.settings
@@ -132,77 +153,97 @@ class SessionizerWorker:
         self._store = CheckpointStore(s.resolved_state_uri(), self.group, self.topic)
         self.metrics_port = self.metrics.serve(s.metrics_port, s.metrics_host)
         log.info("metrics on http://%s:%d/metrics", s.metrics_host, self.metrics_port)
-        options = self.kafka.client_options()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.kafka.bootstrap_servers, acks="all", **options
-        )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.kafka.bootstrap_servers,
-            group_id=self.group,
-            client_id=f"{self.group}-worker",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=None,
-            fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=16 * 1024 * 1024,
-            rebalance_timeout_ms=int(s.rebalance_timeout_s * 1000),
-            session_timeout_ms=int(s.session_timeout_s * 1000),
-            heartbeat_interval_ms=int(s.heartbeat_interval_s * 1000),
-            **options,
-        )
+        app = self._app = build_app(self.kafka, s)
+        topic = app.topic(self.topic, value_serializer="raw", key_serializer="raw")
+        app.agent(topic, name=f"{self.group}.sessionize", concurrency=1)(self._agent)
+        app.timer(_TICK_S, name=f"{self.group}.tick")(self._tick)
+        app.on_partitions_revoked.connect(self._on_revoked, weak=False)
+        app.on_rebalance_complete.connect(self._on_rebalance_complete, weak=False)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
-        await self._producer.start()
+        await app.start()
         try:
-            self._consumer.subscribe([self.topic], listener=_Listener(self))
-            await self._consumer.start()
-            try:
-                await self._loop()
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            crashed = asyncio.ensure_future(app.wait_until_stopped())
+            await asyncio.wait({stopping, crashed}, return_when=asyncio.FIRST_COMPLETED)
+            for fut in (stopping, crashed):
+                fut.cancel()
+            if app.crash_reason is not None and self._failure is None:
+                self._failure = app.crash_reason
+            if self._failure is None:
                 async with self._lock:
                     if self.until_idle_s is not None:
                         self._advance_all(final=True)
-                    await self._flush()
-            finally:
-                await self._consumer.stop()
+                    await self._flush_all()
+        except BaseException as exc:
+            self._fail(exc)
         finally:
-            await self._producer.stop()
+            with contextlib.suppress(Exception):
+                await app.stop()
+        if self._failure is not None:
+            log.error("stopped after a failure: %r", self._failure)
+            return 1
         log.info("stopped: %d events, %d rows written", self.events_seen, self.rows_written)
         return 0
 
-    async def _loop(self) -> None:
-        consumer = self._consumer
-        assert consumer is not None
-        last_report = time.monotonic()
-        while not self._stopping.is_set():
-            batch = await consumer.getmany(
-                timeout_ms=100, max_records=self.settings.fetch_max_records
-            )
+    # ------------------------------------------------------------------ Faust agent + timer
+    async def _agent(self, stream: Any) -> None:
+        """Faust agent: records of ``<prefix>.events`` in batches, acknowledged after Delta."""
+        take = stream.noack_take(self.settings.fetch_max_records, within=_TICK_S / 2)
+        async for events in take:
+            if self._failure is not None:
+                continue
+            try:
+                async with self._lock:
+                    await self._process(events)
+            except Exception as exc:
+                self._fail(exc)
+
+    async def _process(self, events: list[Any]) -> None:
+        now_ms = int(self._wall() * 1000)
+        parts = self._parts
+        got = 0
+        max_rows = self.settings.batch_max_rows
+        for event in events:
+            message = event.message
+            part = parts.get(message.partition)
+            if part is None:
+                continue  # revoked meanwhile: its new owner reads it again
+            offset = message.offset
+            if offset <= part.last_offset:  # already processed (and maybe in the table)
+                if offset <= part.committed:
+                    event.ack()
+                else:
+                    part.acks.append(event)
+                continue
+            sess = part.sessionizer
+            sess.process_record(message.value, offset, now_ms)
+            part.last_offset = offset
+            part.acks.append(event)
+            got += 1
+            self._collect(part)
+            if self._pending_rows >= max_rows:
+                await self._seal_and_start()
+        if got:
+            self._last_record_at = time.monotonic()
+        self._advance_all(final=False)
+        if self._due():
+            await self._seal_and_start()
+
+    async def _tick(self) -> None:
+        """Faust timer: close windows of caught-up partitions, flush by time, detect idleness."""
+        if self._failure is not None or self._stopping.is_set():
+            return
+        try:
             async with self._lock:
-                now_ms = int(self._wall() * 1000)
-                got = 0
-                for tp, records in batch.items():
-                    part = self._parts.get(tp.partition)
-                    if part is None:
-                        continue
-                    sess = part.sessionizer
-                    for rec in records:
-                        if rec.offset <= part.last_offset:
-                            continue  # already processed (and possibly in the table)
-                        sess.process_record(rec.value, rec.offset, now_ms)
-                        part.last_offset = rec.offset
-                        got += 1
-                if got:
-                    self._last_record_at = time.monotonic()
                 self._advance_all(final=False)
-                due = self._pending_rows >= self.settings.batch_max_rows or (
-                    time.monotonic() - self._last_flush >= self.settings.batch_max_seconds
-                )
-                if due:
-                    await self._flush()
-            if time.monotonic() - last_report > 5.0:
-                last_report = time.monotonic()
+                if self._due():
+                    await self._seal_and_start()
+            now = time.monotonic()
+            if now - self._last_report > 5.0:
+                self._last_report = now
                 log.info(
                     "events %d, rows written %d, open episodes %d",
                     self.events_seen,
@@ -211,158 +252,220 @@ class SessionizerWorker:
                 )
             if self.until_idle_s is not None and self._assigned_once:
                 idle_since = max(self._last_record_at, self._assigned_at)
-                if time.monotonic() - idle_since >= self.until_idle_s:
+                if now - idle_since >= self.until_idle_s:
                     log.info("idle for %.1fs: committing and exiting", self.until_idle_s)
-                    return
+                    self.stop()
+        except Exception as exc:
+            self._fail(exc)
+
+    def _due(self) -> bool:
+        return self._pending_rows >= self.settings.batch_max_rows or (
+            time.monotonic() - self._last_flush >= self.settings.batch_max_seconds
+        )
+
+    def _collect(self, part: _Partition) -> None:
+        """Move a partition's new output (rows, dead letters, counts) into its pending batch."""
+        out = part.sessionizer.take_output()
+        if out.rows:
+            part.rows.extend(out.rows)
+            self._pending_rows += len(out.rows)
+        if out.dead_letters:
+            part.letters.extend(out.dead_letters)
+        if out.events:
+            events = self.metrics.events
+            for (etype, outcome), n in out.events.items():
+                events(self.group, etype, outcome).inc(n)
+                self.events_seen += n
 
     def _advance_all(self, final: bool) -> None:
         """Advance caught-up partitions' clocks and move their output into the pending batch."""
-        consumer = self._consumer
+        consumer = self._app.consumer if self._app is not None else None
         now_ms = int(self._wall() * 1000)
         wall_clock_ms = now_ms - int(self.settings.idle_clock_slack_s * 1000)
         for p, part in self._parts.items():
-            tp = TopicPartition(self.topic, p)
-            high = consumer.highwater(tp) if consumer is not None else None
+            high = None
+            if consumer is not None:
+                with contextlib.suppress(Exception):
+                    high = consumer.highwater(TP(self.topic, p))
             if high is not None:
                 self.metrics.lag(self.group, str(p)).set(max(0, high - part.last_offset - 1))
             if final or (high is not None and part.last_offset + 1 >= high):
                 part.sessionizer.advance(wall_clock_ms)
-            out = part.sessionizer.take_output()
-            if out.rows:
-                part.rows.extend(out.rows)
-                self._pending_rows += len(out.rows)
-            if out.dead_letters:
-                part.letters.extend(out.dead_letters)
-            for (etype, outcome), n in out.events.items():
-                self.metrics.events(self.group, etype, outcome).inc(n)
-                self.events_seen += n
+            self._collect(part)
         self.metrics.open_episodes.set(
             sum(p.sessionizer.open_episodes for p in self._parts.values())
         )
 
     # ------------------------------------------------------------------ commit
-    async def _flush(self) -> None:
-        """Commit pending work: DLQ, checkpoints, Delta (with offsets), then Kafka offsets."""
+    async def _seal_and_start(self) -> None:
+        """Wait for the commit in flight, then hand the pending work to a new one."""
+        if self._inflight is not None:
+            inflight, self._inflight = self._inflight, None
+            await inflight
         self._last_flush = time.monotonic()
+        sealed = self._seal()
+        if sealed is not None:
+            self._inflight = asyncio.ensure_future(self._commit(sealed))
+
+    async def _flush_all(self) -> None:
+        """Commit everything pending and wait for it."""
+        await self._seal_and_start()
+        if self._inflight is not None:
+            inflight, self._inflight = self._inflight, None
+            await inflight
+
+    def _seal(self) -> _Sealed | None:
         advanced = {
             p: part
             for p, part in self._parts.items()
-            if part.last_offset > part.committed or part.rows or part.letters
+            if part.last_offset > part.sealed_offset or part.rows or part.letters
         }
         if not advanced:
-            return
-        assert self._producer is not None and self._sink is not None and self._store is not None
-        started = time.perf_counter()
-        futures = []
+            # Acks of re-delivered records already in the table may still be pending.
+            return None
+        batches, snapshots, letters, acks = [], {}, [], {}
         for p, part in advanced.items():
-            for letter in part.letters:
+            part.checkpoint += 1
+            batches.append(PartitionBatch(p, part.last_offset, part.checkpoint, part.rows))
+            snapshots[p] = part.sessionizer.snapshot()
+            letters.extend((p, letter) for letter in part.letters)
+            acks[p] = part.acks
+            part.sealed_offset = part.last_offset
+            part.rows, part.letters, part.acks = [], [], []
+        self._pending_rows = sum(len(part.rows) for part in self._parts.values())
+        return _Sealed(advanced, batches, snapshots, letters, acks)
+
+    async def _commit(self, sealed: _Sealed) -> None:
+        """DLQ, checkpoints, Delta (with offsets), then acks and Kafka offsets."""
+        app = self._app
+        assert self._sink is not None and self._store is not None
+        started = time.perf_counter()
+        if sealed.letters:
+            futures = []
+            for p, letter in sealed.letters:
                 key, value, headers = dlq_record(letter, self.topic, p)
                 futures.append(
-                    await self._producer.send(
-                        self.kafka.dlq_topic, value=value, key=key, headers=headers
-                    )
+                    await app.producer.send(self.kafka.dlq_topic, key, value, None, None, headers)
                 )
                 self.metrics.dlq(self.group, letter.reason).inc()
-        if futures:
             await asyncio.gather(*futures)
-        snapshots = {p: part.sessionizer.snapshot() for p, part in advanced.items()}
-        batches = [
-            PartitionBatch(p, part.last_offset, part.checkpoint + 1, part.rows)
-            for p, part in advanced.items()
-        ]
         processed_at = int(self._wall() * 1_000_000)
-        for b in batches:
+        for b in sealed.batches:
             for row in b.rows:
                 row["processed_at"] = processed_at
-        store, sink = self._store, self._sink
+        store, sink, snapshots = self._store, self._sink, sealed.snapshots
+        numbers = {b.partition: b.checkpoint for b in sealed.batches}
 
         def write() -> tuple[int, list[int], float]:
             for p, snap in snapshots.items():
-                store.save(p, advanced[p].checkpoint + 1, snap)
-            return sink.commit(batches)
+                store.save(p, numbers[p], snap)
+            return sink.commit(sealed.batches)
 
         rows, lost, _secs = await asyncio.to_thread(write)
         done = self._wall()
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
-        for b in batches:
+        observe = self.metrics.latency.observe
+        for b in sealed.batches:
             if b.partition in lost:
                 continue
             for row in b.rows:
-                self.metrics.latency.observe(max(0.0, done - row["_last_event_ts"] / 1000.0))
+                observe(max(0.0, done - row["_last_event_ts"] / 1000.0))
         self.metrics.rows.inc(rows)
         self.rows_written += rows
-        offsets = {}
-        for p, part in advanced.items():
-            self._pending_rows -= len(part.rows)
-            part.rows = []
-            part.letters = []
+        keep = {}
+        for b in sealed.batches:
+            p = b.partition
+            part = sealed.parts[p]
             if p in lost:
                 log.warning("partition %d was taken over by another worker; dropping it", p)
+                if self._parts.get(p) is part:
+                    del self._parts[p]
                 continue
-            part.committed = part.last_offset
-            part.checkpoint += 1
-            offsets[TopicPartition(self.topic, p)] = part.last_offset + 1
-        for p in lost:
-            self._parts.pop(p, None)
-        if offsets and self._consumer is not None:
+            part.committed = b.last_offset
+            for event in sealed.acks[p]:
+                event.ack()
+            keep[p] = b.checkpoint
+        if keep:
             try:
-                await self._consumer.commit(offsets)
-            except (KafkaError, AssertionError) as exc:  # the table stays the truth
-                log.warning("Kafka offset commit failed (%s); the Delta table has them", exc)
-        keep = {tp.partition: advanced[tp.partition].checkpoint for tp in offsets}
-        await asyncio.to_thread(self._prune, keep)
+                await app.consumer.commit()
+            except Exception as exc:  # the table stays the truth
+                log.warning("Kafka offset commit failed (%r); the Delta table has them", exc)
+            await asyncio.to_thread(self._prune, keep)
 
     def _prune(self, keep: dict[int, int]) -> None:
         assert self._store is not None
-        for p, offset in keep.items():
-            self._store.prune(p, offset)
+        for p, number in keep.items():
+            self._store.prune(p, number)
 
-    # ------------------------------------------------------------------ rebalance
-    async def _on_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self._lock:
-            mine = [tp.partition for tp in revoked if tp.topic == self.topic]
-            if mine:
-                await self._flush()
-            for p in mine:
-                self._parts.pop(p, None)
-            if self._sink is not None:
-                self._sink.forget(mine)
+    # ------------------------------------------------------------------ rebalance hooks
+    async def _on_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:
+        """Faust hook: commit everything pending before the partitions go."""
+        try:
+            async with self._lock:
+                mine = [tp.partition for tp in revoked if tp.topic == self.topic]
+                if mine and self._failure is None:
+                    await self._flush_all()
+                for p in mine:
+                    self._parts.pop(p, None)
+                if self._sink is not None:
+                    self._sink.forget(mine)
+        except Exception as exc:
+            self._fail(exc)
 
-    async def _on_assigned(self, assigned: list[TopicPartition]) -> None:
-        async with self._lock:
-            mine = [tp for tp in assigned if tp.topic == self.topic]
-            new = [tp for tp in mine if tp.partition not in self._parts]
-            assert self._sink is not None and self._store is not None and self._consumer
-            found = await asyncio.to_thread(self._sink.committed, [tp.partition for tp in new])
-            for tp in new:
-                rec = found[tp.partition]
-                sess = PartitionSessionizer(self.config)
-                if rec.offset is None:
-                    await self._consumer.seek_to_beginning(tp)
-                    self._parts[tp.partition] = _Partition(sess, -1, -1, rec.checkpoint or 0)
-                    continue
-                snap = None
-                if rec.checkpoint is not None:
-                    snap = await asyncio.to_thread(self._store.load, tp.partition, rec.checkpoint)
-                if snap is None:
-                    log.error(
-                        "no state checkpoint %s for partition %d in %s: resuming after offset "
-                        "%d with empty episode state (open episodes lose their earlier events)",
-                        rec.checkpoint,
-                        tp.partition,
-                        self.settings.resolved_state_uri(),
-                        rec.offset,
-                    )
-                else:
-                    sess.restore(snap)
-                self._consumer.seek(tp, rec.offset + 1)
-                self._parts[tp.partition] = _Partition(
-                    sess, rec.offset, rec.offset, rec.checkpoint or 0
+    async def _on_rebalance_complete(self, sender: Any, **_: Any) -> None:
+        """Faust hook (before it seeks to committed offsets): resume where the table says."""
+        try:
+            async with self._lock:
+                await self._assign()
+        except Exception as exc:
+            self._fail(exc)
+
+    async def _assign(self) -> None:
+        app = self._app
+        assert self._sink is not None and self._store is not None
+        mine = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == self.topic)
+        for p in [p for p in self._parts if p not in mine]:
+            self._parts.pop(p, None)
+        new = [p for p in mine if p not in self._parts]
+        found = await asyncio.to_thread(self._sink.committed, new)
+        positions = {}
+        for p in new:
+            rec = found[p]
+            sess = PartitionSessionizer(self.config)
+            if rec.offset is None:
+                self._parts[p] = _Partition(sess, -1, -1, rec.checkpoint or 0, -1)
+                positions[TP(self.topic, p)] = 0
+                continue
+            snap = None
+            if rec.checkpoint is not None:
+                snap = await asyncio.to_thread(self._store.load, p, rec.checkpoint)
+            if snap is None:
+                log.error(
+                    "no state checkpoint %s for partition %d in %s: resuming after offset "
+                    "%d with empty episode state (open episodes lose their earlier events)",
+                    rec.checkpoint,
+                    p,
+                    self.settings.resolved_state_uri(),
+                    rec.offset,
                 )
-            log.info(
-                "assigned partitions %s (resuming after %s)",
-                sorted(tp.partition for tp in mine),
-                {tp.partition: found[tp.partition].offset for tp in new},
+            else:
+                sess.restore(snap)
+            self._parts[p] = _Partition(
+                sess, rec.offset, rec.offset, rec.checkpoint or 0, rec.offset
             )
-            self._assigned_once = True
-            self._assigned_at = time.monotonic()
+            positions[TP(self.topic, p)] = rec.offset + 1
+        if positions:
+            # Faust seeks to the group's committed offsets right after this hook: make them
+            # the table's. ``Consumer._commit`` is Faust's transport-level commit of explicit
+            # offsets (the public ``commit()`` only commits acknowledged ones).
+            try:
+                await app.consumer._commit(positions)
+            except Exception as exc:  # records at or below the table's offsets are skipped
+                log.warning("could not align group offsets with the table: %r", exc)
+        log.info(
+            "assigned partitions %s (resuming after %s)",
+            mine,
+            {p: found[p].offset for p in new},
+        )
+        self._assigned_once = True
+        self._assigned_at = time.monotonic()

@@ -76,32 +76,60 @@ def test_worker_killed_nine_times_at_random_moments_still_writes_each_row_once(k
     assert table_rows(table_uri) == expected_rows(episodes)
 
 
+def _last_assignment(log_path) -> set[int] | None:
+    """The partitions of the worker's latest assignment (``None`` before the first one)."""
+    if not log_path.exists():
+        return None
+    found = re.findall(r"sessionizer: assigned partitions \[([\d, ]*)\]", log_path.read_text())
+    if not found:
+        return None
+    return {int(p) for p in found[-1].split(",") if p.strip()}
+
+
+def _wait_until(condition, what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+def _rows_written(log_path) -> int:
+    counts = re.findall(r"rows written (\d+)", log_path.read_text()) if log_path.exists() else []
+    return int(counts[-1]) if counts else 0
+
+
 def test_surviving_worker_takes_over_the_partitions_of_a_killed_one(kafka, tmp_path):
     episodes = make_episodes(1500, seed=4)
     table_uri = tmp_path / "timeline"
-    a = start_worker(worker_command(kafka, table_uri), tmp_path / "a.log")
-    b_cmd = worker_command(kafka, table_uri, until_idle=8)
-    b = start_worker(b_cmd, tmp_path / "b.log")
+    a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
+    a = start_worker(worker_command(kafka, table_uri), a_log)
+    b = start_worker(worker_command(kafka, table_uri, until_idle=8), b_log)
+    producer = threading.Thread(
+        target=log_episodes,
+        args=(kafka, episodes, tmp_path / "spool"),
+        kwargs={"pace_s": 0.3, "chunk": 150},
+    )
     try:
-        time.sleep(6)  # both joined the group and split the partitions
-        producer = threading.Thread(
-            target=log_episodes,
-            args=(kafka, episodes, tmp_path / "spool"),
-            kwargs={"pace_s": 0.3, "chunk": 150},
-        )
+
+        def split() -> bool:  # both joined and the partitions are divided between them
+            pa, pb = _last_assignment(a_log), _last_assignment(b_log)
+            return bool(pa) and bool(pb) and pa | pb == {0, 1, 2, 3} and not pa & pb
+
+        _wait_until(split, "both workers own some of the partitions")
         producer.start()
-        time.sleep(2)
+        _wait_until(lambda: _rows_written(a_log) > 0, "worker A committed rows")
         _kill9(a)
+        _wait_until(
+            lambda: _last_assignment(b_log) == {0, 1, 2, 3}, "worker B took every partition"
+        )
         producer.join()
         assert b.wait(timeout=120) == 0
     finally:
+        if producer.is_alive():
+            producer.join()
         for proc in (a, b):
             if proc.poll() is None:
                 _kill9(proc)
-    a_log = (tmp_path / "a.log").read_text()
-    b_log = (tmp_path / "b.log").read_text()
-    a_parts = re.findall(r"sessionizer: assigned partitions \[([\d, ]*)\]", a_log)
-    b_parts = re.findall(r"sessionizer: assigned partitions \[([\d, ]*)\]", b_log)
-    assert a_parts and a_parts[-1], f"worker A never owned a partition: {a_log[-2000:]}"
-    assert b_parts[-1] == "0, 1, 2, 3", f"B did not take all partitions over: {b_parts}"
     assert table_rows(table_uri) == expected_rows(episodes)

@@ -1,0 +1,88 @@
+"""The Faust app that hosts a sessionizer worker: its configuration, nothing else.
+
+Why these settings (each departs from a Faust default for the exactly-once design of
+``worker.py``):
+
+* ``value_serializer="raw"`` / ``key_serializer="raw"``: records are MessagePack event batches
+  that the pure sessionizer decodes and validates itself, so a bad record becomes a dead letter
+  with a reason instead of a Faust decode error.
+* ``table_standby_replicas=0`` and no Faust tables: episode state lives in msgpack checkpoints
+  recorded in the same Delta commit as the rows (``checkpoint.py``); a changelog topic could
+  not be made atomic with that commit. With no tables and no standbys Faust uses aiokafka's
+  round-robin assignor and needs no internal topics.
+* ``topic_disable_leader=True`` / ``topic_allow_declare=False``: no ``__assignor-__leader``
+  topic; ``<prefix>.events`` and ``<prefix>.dlq`` are created by ``policyloop broker`` or the
+  deployment, never by a worker.
+* ``stream_wait_empty=False``: on revocation Faust would otherwise wait for every delivered
+  event to be acknowledged *before* calling our revocation hook, but events are acknowledged
+  only after their Delta commit, which that hook performs (deadlock otherwise).
+* ``producer_max_request_size``: a dead letter may carry a whole record of up to
+  ``MAX_RECORD_BYTES`` plus its headers, just over Faust's 1,000,000-byte default.
+* Small ``broker_*`` timeouts come from :class:`SessionizerSettings` (the embedded broker
+  completes a group join only after the rebalance timeout).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import faust
+
+from schemas.wire import MAX_RECORD_BYTES
+from services.kafka_settings import KafkaSettings
+from services.sessionizer.settings import SessionizerSettings
+
+__all__ = ["broker_credentials", "build_app"]
+
+
+def broker_credentials(kafka: KafkaSettings) -> Any:
+    """Faust credentials for the TLS/SASL settings (``None`` for PLAINTEXT)."""
+    protocol = kafka.security_protocol
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=kafka.ssl_cafile)
+        if kafka.ssl_certfile:
+            context.load_cert_chain(kafka.ssl_certfile, kafka.ssl_keyfile)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        return faust.SASLCredentials(
+            username=kafka.sasl_plain_username,
+            password=kafka.sasl_plain_password,
+            mechanism=kafka.sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return None
+
+
+def build_app(kafka: KafkaSettings, settings: SessionizerSettings) -> faust.App:
+    """A Faust app for consumer group ``settings.app_id`` on the given broker."""
+    servers = [f"kafka://{s.strip()}" for s in kafka.bootstrap_servers.split(",") if s.strip()]
+    session = settings.session_timeout_s
+    return faust.App(
+        settings.app_id,
+        broker=";".join(servers),
+        broker_credentials=broker_credentials(kafka),
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        table_standby_replicas=0,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        stream_wait_empty=False,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        consumer_max_fetch_size=16 * 1024 * 1024,
+        broker_max_poll_records=None,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_session_timeout=session,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_request_timeout=max(30.0, session * 2),
+        broker_commit_interval=settings.batch_max_seconds,
+        broker_client_id=f"{settings.app_id}-worker",
+        producer_acks=-1,
+        # A dead letter carries a whole record (up to MAX_RECORD_BYTES) plus headers.
+        producer_max_request_size=2 * MAX_RECORD_BYTES,
+        stream_buffer_maxsize=4096,
+    )
