@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from learner.settings import LearnerSettings
 from services.broker.settings import BrokerSettings
 from services.kafka_settings import KafkaSettings
+from services.rollout.settings import RolloutSettings
 from services.sdk.settings import SdkSettings
 from services.sessionizer.settings import SessionizerSettings
 
@@ -41,6 +42,7 @@ class Settings(BaseSettings):
     sdk: SdkSettings = Field(default_factory=SdkSettings)
     sessionizer: SessionizerSettings = Field(default_factory=SessionizerSettings)
     learner: LearnerSettings = Field(default_factory=LearnerSettings)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
 
     @classmethod
     def settings_customise_sources(

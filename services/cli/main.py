@@ -24,6 +24,7 @@ _COMMANDS: dict[str, str] = {
     "learn": "learner.cli:learn",
     "cpe": "learner.cli:cpe",
     "registry": "learner.cli:registry",
+    "rollout": "services.rollout.cli:rollout",
     "simulate": "services.simulator.cli:simulate",
 }
 
