@@ -397,6 +397,14 @@ class PolicyClient:
                 self.max_open_episodes,
             )
 
+    def wait_listening(self, timeout: float | None = None) -> bool:
+        """True once the ``policy-updates`` listener reads from the topic's end (False
+        without ``kafka``, or if it is not there within ``timeout``); announcements made
+        after that trigger a reload at once."""
+        if self._listener is None:
+            return False
+        return self._listener.ready.wait(timeout)
+
     # -- metrics -------------------------------------------------------------------------------
     def metric_snapshot(self) -> tuple[dict[str, VersionStats], dict[str, Any]]:
         """Per-version counts and the serving state, for the Prometheus collector."""

@@ -38,13 +38,13 @@ class PolicyUpdateListener(threading.Thread):
         self.on_update = on_update
         self.retry_s = retry_s
         self.ready = threading.Event()  # set once the listener reads from the topic's end
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             try:
                 self._listen()
             except Exception as exc:  # reconnect: the poll loop keeps the client current
@@ -54,7 +54,7 @@ class PolicyUpdateListener(threading.Thread):
                     exc,
                     self.retry_s,
                 )
-                self._stop.wait(self.retry_s)
+                self._stopping.wait(self.retry_s)
 
     def _listen(self) -> None:
         from kafka import KafkaConsumer, TopicPartition
@@ -69,11 +69,11 @@ class PolicyUpdateListener(threading.Thread):
         )
         try:
             partitions = None
-            while partitions is None and not self._stop.is_set():
+            while partitions is None and not self._stopping.is_set():
                 partitions = consumer.partitions_for_topic(topic)
                 if partitions is None:
-                    self._stop.wait(1.0)
-            if self._stop.is_set():
+                    self._stopping.wait(1.0)
+            if self._stopping.is_set():
                 return
             assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
             consumer.assign(assigned)
@@ -81,7 +81,7 @@ class PolicyUpdateListener(threading.Thread):
             for tp in assigned:
                 consumer.position(tp)  # resolve the end offsets now, before "ready"
             self.ready.set()
-            while not self._stop.is_set():
+            while not self._stopping.is_set():
                 batches = consumer.poll(timeout_ms=500)
                 for records in batches.values():
                     for record in records:
