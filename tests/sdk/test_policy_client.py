@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from learner.registry import Registry
 from learner.serving import load_policy
 from services.sdk import PolicyClient, PolicyUnavailableError, episode_bucket
-from tests.rollout.factory import CARTPOLE_FEATURES, publish
+from tests.rollout.factory import publish
 
 STATE = {"cart_position": 0.3, "cart_velocity": -0.5, "pole_angle": 0.05,
          "pole_angular_velocity": 0.7}  # fmt: skip
@@ -141,7 +141,10 @@ def test_episode_bucket_is_the_same_in_every_process():
     import subprocess
     import sys
 
-    code = "from services.sdk.policy_routing import episode_bucket; print(repr(episode_bucket('user-42')))"
+    code = (
+        "from services.sdk.policy_routing import episode_bucket; "
+        "print(repr(episode_bucket('user-42')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert float(out.stdout) == episode_bucket("user-42")
 
@@ -159,7 +162,7 @@ def test_hot_reload_switches_versions_without_a_failed_act(registry, metrics):
             while not stop.is_set():
                 try:
                     seen[client.act(f"ep-{n}", STATE, [0, 1]).policy_version] += 1
-                except BaseException as exc:  # noqa: BLE001 - the test reports any failure
+                except BaseException as exc:  # the test reports any failure
                     errors.append(exc)
                     return
                 n += 1

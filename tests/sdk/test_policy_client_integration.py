@@ -25,8 +25,15 @@ def test_an_attached_logger_logs_every_act_with_its_true_propensity(tmp_path, ka
     with DecisionLogger(
         kafka=kafka, settings=sdk_settings(), registry=CollectorRegistry()
     ) as logger:
-        with PolicyClient(registry.uri, "cartpole", seed=4, logger=logger,
-                          metrics_registry=CollectorRegistry(), poll_interval_s=3600) as client:  # fmt: skip
+        client = PolicyClient(
+            registry.uri,
+            "cartpole",
+            seed=4,
+            logger=logger,
+            metrics_registry=CollectorRegistry(),
+            poll_interval_s=3600,
+        )
+        with client:
             for episode in ("ep-1", "ep-2"):
                 for _ in range(3):
                     acts.append((episode, client.act(episode, STATE, [0, 1])))
