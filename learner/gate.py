@@ -44,7 +44,18 @@ def estimator_label(name: str) -> str:
     return label(name)
 
 
-__all__ = ["GateCheck", "GateDecision", "GateSettings", "decide"]
+__all__ = ["MODEL_OF", "GateCheck", "GateDecision", "GateSettings", "decide"]
+
+#: The model estimate each doubly robust estimator corrects: when importance weights carry
+#: little information (few effective samples) a DR estimate is essentially this model's.
+MODEL_OF = {
+    "dr": "dm",
+    "sndr": "dm",
+    "switch_dr": "dm",
+    "seq_dr": "fqe",
+    "wdr": "fqe",
+    "magic": "fqe",
+}
 
 
 class GateSettings(BaseModel):
@@ -70,6 +81,19 @@ class GateSettings(BaseModel):
     )
     max_importance_weight: float | None = Field(
         default=None, gt=0, description="Reject when any importance weight exceeds this."
+    )
+    model_fallback: bool = Field(
+        default=True,
+        description="When a doubly robust gate estimator has too few effective samples, "
+        "accept it only if its own model's estimate (DM / FQE) lies within its interval "
+        "(± max_model_disagreement), the model carries no warning, and both lower bounds "
+        "clear the baselines; False rejects on too few effective samples alone.",
+    )
+    max_model_disagreement: float = Field(
+        default=0.05,
+        ge=0,
+        description="model_fallback: the model's estimate must lie within the DR estimate's "
+        "confidence interval widened by this share of the model's estimate.",
     )
 
     @field_validator("one_step_estimator", "sequential_estimator")
@@ -219,6 +243,16 @@ def decide(
     )
 
     lb = float(gate.ci_low)
+    # 4a. Few effective samples: the estimate rests on its model (see _model_fallback).
+    ess = diagnostics.effective_sample_size
+    low_ess = math.isfinite(ess) and ess < settings.min_effective_sample_size
+    fallback = _model_fallback(estimates, name, diagnostics, settings) if low_ess else None
+    if fallback is not None:
+        check, model_lb = fallback
+        checks.append(check)
+        if math.isfinite(model_lb) and model_lb < lb:
+            lb = model_lb  # both must clear the baselines: the lower one speaks
+            label = f"{label} / {estimator_label(MODEL_OF[name])}"
     if math.isfinite(lb) and math.isfinite(logged):
         need = _threshold(logged, settings)
         ok = lb > need
@@ -243,8 +277,7 @@ def decide(
         )
 
     # 4. Diagnostics.
-    ess = diagnostics.effective_sample_size
-    if math.isfinite(ess):
+    if math.isfinite(ess) and fallback is None:
         ok = ess >= settings.min_effective_sample_size
         required = fmt_count(settings.min_effective_sample_size)
         checks.append(
@@ -281,6 +314,61 @@ def decide(
     return _verdict(checks, name, label, lb, logged, incumbent, candidate_version)
 
 
+def _model_fallback(
+    estimates: Mapping[str, Estimate],
+    name: str,
+    diagnostics: Diagnostics,
+    settings: GateSettings,
+) -> tuple[GateCheck, float] | None:
+    """The check that replaces "enough effective samples" for a doubly robust estimator, and
+    its model's lower bound; None when the fallback does not apply (then ESS decides).
+
+    With near-deterministic candidates and long episodes every importance weight but a few
+    vanishes, so no amount of logs gives a large effective sample size; a DR estimate is then
+    its model's estimate plus a noisy correction. It is accepted only when that correction is
+    consistent with the model (the model's estimate lies within the DR interval, up to a small
+    slack: the weighted evidence does not contradict it), the model itself carries no
+    warning (converged, enough Bellman backups, finite), and -- applied by the caller -- the
+    lower of the two lower bounds clears the baselines.
+    """
+    model_name = MODEL_OF.get(name)
+    if not settings.model_fallback or model_name is None:
+        return None
+    model = estimates.get(model_name)
+    if model is None or not model.is_finite:
+        return None
+    label, model_label = estimator_label(name), estimator_label(model_name)
+    gate = estimates[name]
+    slack = settings.max_model_disagreement * abs(model.value)
+    low, high = gate.ci_low - slack, gate.ci_high + slack
+    problems = []
+    if not low <= model.value <= high:
+        problems.append(
+            f"its {model_label} model's {_num(model.value)} lies outside {label}'s interval "
+            f"[{_num(gate.ci_low)}, {_num(gate.ci_high)}] "
+            f"± {settings.max_model_disagreement:.0%}: the weighted evidence contradicts the model"
+        )
+    if model.warnings:
+        problems.append(f"the {model_label} model is not trusted: {model.warnings[0]}")
+    few = (
+        f"{fmt_count(diagnostics.effective_sample_size)} effective samples of "
+        f"{fmt_count(diagnostics.n_units)} (< {fmt_count(settings.min_effective_sample_size)})"
+    )
+    if problems:
+        detail = f"{few} are too few for {label} to stand on its weights, and " + "; ".join(
+            problems
+        )
+        return GateCheck("model_fallback", False, detail), float(model.ci_low)
+    detail = (
+        f"{few} are too few for the weights alone, so {label} rests on its {model_label} "
+        f"model: the model's {_num(model.value)} lies within {label}'s interval "
+        f"[{_num(gate.ci_low)}, {_num(gate.ci_high)}] ± {settings.max_model_disagreement:.0%} "
+        f"and the lower of their lower bounds ({_num(min(gate.ci_low, model.ci_low))}) must "
+        "clear the baselines"
+    )
+    return GateCheck("model_fallback", True, detail), float(model.ci_low)
+
+
 def _verdict(
     checks: list[GateCheck],
     name: str,
@@ -307,6 +395,8 @@ def _verdict(
     )
     if incumbent is not None and not math.isclose(incumbent, logged):
         sentence += f" and the incumbent's {_num(incumbent)}"
+    if any(c.name == "model_fallback" for c in checks):
+        sentence += " (too few effective samples for the weights alone: it rests on its model)"
     return GateDecision(
         "publish", [c.detail for c in checks], sentence + ".", name, lb, logged, incumbent, checks
     )

@@ -475,6 +475,9 @@ def _run(ctx: _Context, *, force: bool, progress: bool) -> RunResult:
         "eval_rows": len(eval_data),
         "eval_episodes": provenance["eval_episodes"],
         "gate_estimator": gate_name,
+        # how the numbers were made (FQE backups, per-decision weight clipping) and judged
+        "settings": s.cpe.model_dump(mode="json"),
+        "gate_settings": s.gate.model_dump(mode="json"),
         "estimates": {k: e.to_dict() for k, e in candidate.estimates.items()},
         "logged_value": candidate.logged_value.to_dict(),
         "diagnostics": diag.to_dict(),

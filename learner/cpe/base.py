@@ -113,6 +113,13 @@ class Estimator(ABC):
                     f"Only {fmt_count(ess)} effective samples of {fmt_count(len(weights))} "
                     f"{unit}: {self.label} rests on a few {unit} and should not be trusted."
                 )
+        clipped = getattr(data, "clipped_share", 0.0) if self.uses_weights else 0.0
+        if clipped > 0:
+            warnings.append(
+                f"Per-decision weights were clipped at {data.weight_clip:,.4g} in {clipped:.1%} "
+                f"of decisions: {self.label} trades variance for a bias toward the logged "
+                "policy's behaviour."
+            )
         wide = np.isfinite(low) and np.isfinite(high) and high - low > abs(logged) > 0
         if wide:
             warnings.append(

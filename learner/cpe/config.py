@@ -54,11 +54,22 @@ class FqeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hidden_sizes: list[int] = Field(default_factory=lambda: [64, 64])
-    n_steps: int = Field(default=3000, ge=1)
-    target_update_every: int = Field(default=100, ge=1)
+    n_steps: int = Field(default=9000, ge=1)
+    target_update_every: int = Field(
+        default=30,
+        ge=1,
+        description="Steps between Bellman backups. The default 9000 / 30 = 300 backups "
+        "propagates rewards ~3 effective horizons (3 / (1 - 0.99)) back to the start states.",
+    )
     batch_size: int = Field(default=256, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0)
     grad_clip: float = Field(default=10.0, gt=0)
+    clip_targets: bool = Field(
+        default=True,
+        description="Clip Bellman targets to the values the logged reward range allows "
+        "([min(0, r_min), max(0, r_max)] / (1 - gamma)): with frequent backups an unclipped "
+        "fit can run away far beyond any possible return.",
+    )
 
 
 class CpeSettings(BaseModel):
@@ -77,6 +88,12 @@ class CpeSettings(BaseModel):
     )
     sequential_estimators: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SEQUENTIAL_ESTIMATORS)
+    )
+    weight_clip: float | None = Field(
+        default=None,
+        gt=0,
+        description="Sequential data: clip every per-decision cumulative importance weight at "
+        "this value (None: no clipping). Clipped estimates carry a warning saying so.",
     )
     switch_tau: float = Field(
         default=20.0, gt=0, description="Switch-DR: weights above this use the model only."

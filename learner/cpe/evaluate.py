@@ -120,7 +120,9 @@ def evaluate_policy(
         )
     else:
         kind = "sequential"
-        seq = SequentialInput.from_logged(data, target_probs, settings.gamma)
+        seq = SequentialInput.from_logged(
+            data, target_probs, settings.gamma, weight_clip=settings.weight_clip
+        )
         fqe_model = fit_fqe(seq, settings.fqe, seed=settings.seed, progress=progress)
         cpe_input = seq.with_q_hat(fqe_model.q_hat(seq))
     estimates: dict[str, Estimate] = {}

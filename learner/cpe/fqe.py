@@ -22,6 +22,7 @@ start states, not the model's own uncertainty.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +36,7 @@ from learner.cpe.inputs import SequentialInput
 from learner.cpe.standardize import Standardizer
 from learner.cpe.torch_threads import torch_threads
 
-__all__ = ["FittedQEvaluation", "FqeModel", "fit_fqe"]
+__all__ = ["FittedQEvaluation", "FqeModel", "backups_needed", "fit_fqe", "value_range"]
 
 _Q_LIMIT = 1e6
 
@@ -111,6 +112,30 @@ def _transitions(data: SequentialInput) -> dict[str, np.ndarray]:
     }
 
 
+def value_range(rewards: np.ndarray, gamma: float) -> tuple[float | None, float | None]:
+    """The values a discounted return can take when every reward lies in the logged range:
+    ``[min(0, r_min), max(0, r_max)] / (1 - gamma)``; ``(None, None)`` when ``gamma == 1``
+    (no bound without a horizon)."""
+    if gamma >= 1.0 or len(rewards) == 0:
+        return None, None
+    r = np.asarray(rewards, np.float64)
+    return min(0.0, float(r.min())) / (1.0 - gamma), max(0.0, float(r.max())) / (1.0 - gamma)
+
+
+def backups_needed(gamma: float, longest_episode: int) -> int:
+    """Bellman backups after which the value left out is below 5%: ``gamma^k <= 0.05``
+    (k = 299 for gamma = 0.99). Without discounting, the longest logged episode.
+
+    Not capped by the logged episodes' lengths: a better candidate's episodes run longer than
+    the logger's, and its value must propagate that far back to the start states.
+    """
+    if gamma >= 1.0:
+        return max(1, longest_episode)
+    if gamma <= 0.0:
+        return 1
+    return max(1, math.ceil(math.log(0.05) / math.log(gamma)))
+
+
 def fit_fqe(
     data: SequentialInput,
     settings: FqeSettings | None = None,
@@ -145,6 +170,7 @@ def _fit_fqe(data: SequentialInput, settings: FqeSettings, seed: int, progress: 
     pi_next = torch.as_tensor(tr["next_probs"], dtype=torch.float32)
     gamma = float(data.gamma)
     n = len(r)
+    low, high = value_range(tr["rewards"], gamma) if settings.clip_targets else (None, None)
     opt = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
     # The learning rate decays linearly to 5% so the last iterate settles instead of jittering
     # around the fixed point (with a constant rate V(s) wandered by +-3% between runs).
@@ -170,6 +196,8 @@ def _fit_fqe(data: SequentialInput, settings: FqeSettings, seed: int, progress: 
                 with torch.no_grad():
                     v_next = (target_net(s_next) * pi_next).sum(dim=1)
                     y = r + gamma * boot * v_next
+                    if low is not None:
+                        y = y.clamp(low, high)
                     q_max = float(v_next.abs().max()) if n else 0.0
                 if not np.isfinite(q_max) or q_max > _Q_LIMIT:
                     model.diverged = True
@@ -259,15 +287,12 @@ class FittedQEvaluation(Estimator):
                 f"FQE stopped: {self.model.divergence_reason}; its Q-model cannot be used.",
             )
         backups = self.settings.n_steps // self.settings.target_update_every
-        horizon = min(
-            int(data.lengths.max()),
-            int(1.0 / (1.0 - data.gamma)) if data.gamma < 1 else int(data.lengths.max()),
-        )
+        horizon = backups_needed(data.gamma, int(data.lengths.max()))
         if backups < horizon:
             result.warnings.append(
-                f"FQE made only {backups} Bellman backups but rewards matter up to {horizon} "
-                "steps ahead: value has not propagated back to the start states, so FQE "
-                "underestimates long episodes (raise fqe.n_steps or lower "
+                f"FQE made only {backups} Bellman backups but rewards still weigh 5% or more "
+                f"{horizon} steps ahead: value has not propagated back to the start states, so "
+                "FQE underestimates long episodes (raise fqe.n_steps or lower "
                 "fqe.target_update_every)."
             )
         return result

@@ -151,8 +151,11 @@ class SequentialInput:
     q_hat: np.ndarray | None = None
     logged_probs: np.ndarray | None = None
     states: np.ndarray | None = None
+    weight_clip: float | None = None
 
     def __post_init__(self) -> None:
+        if self.weight_clip is not None and not self.weight_clip > 0:
+            raise ValueError(f"weight_clip: must be > 0 or None, got {self.weight_clip}")
         if self.valid.ndim != 2 or self.valid.shape[0] == 0:
             raise ValueError(f"valid: shape {self.valid.shape}, expected (E, T) with E > 0")
         e, t = self.valid.shape
@@ -187,10 +190,12 @@ class SequentialInput:
         target_probs: np.ndarray,
         gamma: float,
         q_hat: np.ndarray | None = None,
+        weight_clip: float | None = None,
     ) -> SequentialInput:
         """Pad the episodes of ``data`` (rows sorted by episode then step, as LoggedData is).
 
         ``target_probs`` and ``q_hat`` are per row ``(n, A)``; they are padded the same way.
+        ``weight_clip`` caps every per-decision cumulative weight (see ``cumulative_weights``).
         """
         n = len(data.rewards)
         if n == 0:
@@ -227,6 +232,7 @@ class SequentialInput:
             q_hat=None if q_hat is None else pad(q_hat, 0.0, np.float64),
             logged_probs=None if np.all(np.isnan(logged[valid])) else logged,
             states=pad(data.states, np.nan, np.float32),
+            weight_clip=weight_clip,
         )
 
     def with_q_hat(self, q_hat: np.ndarray) -> SequentialInput:
@@ -269,9 +275,27 @@ class SequentialInput:
         return np.where(self.valid, taken / self.propensities, 1.0)
 
     @cached_property
-    def cumulative_weights(self) -> np.ndarray:
-        """w_t = prod_{k <= t} ratio_k, constant after the end of each episode."""
+    def unclipped_weights(self) -> np.ndarray:
+        """prod_{k <= t} ratio_k, constant after the end of each episode."""
         return np.cumprod(self.ratios, axis=1)
+
+    @cached_property
+    def cumulative_weights(self) -> np.ndarray:
+        """w_t = min(prod_{k <= t} ratio_k, weight_clip) (no cap when ``weight_clip`` is None).
+
+        Per-decision weight clipping (truncated importance sampling, Ionides 2008) trades
+        variance for a bias toward the logged behaviour; every weight-based estimator and the
+        diagnostics use the clipped weights, and the estimates say when clipping happened.
+        """
+        w = self.unclipped_weights
+        return w if self.weight_clip is None else np.minimum(w, self.weight_clip)
+
+    @cached_property
+    def clipped_share(self) -> float:
+        """Share of the logged decisions whose cumulative weight the clip lowered."""
+        if self.weight_clip is None:
+            return 0.0
+        return float(np.mean(self.unclipped_weights[self.valid] > self.weight_clip))
 
     @cached_property
     def previous_weights(self) -> np.ndarray:
