@@ -1,0 +1,63 @@
+"""``policyloop rollout``: flag errors name the flag and the rule; start, status, tick, abort."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from services.cli.main import cli
+
+
+@pytest.fixture
+def env(registry, tmp_path) -> dict[str, str]:
+    return {
+        "POLICYLOOP_LEARNER__REGISTRY_URI": registry.uri,
+        "POLICYLOOP_LEARNER__POLICY_NAME": "cartpole",
+        "POLICYLOOP_LEARNER__TIMELINE_URI": str(tmp_path / "timeline"),
+        "POLICYLOOP_LEARNER__ANNOUNCE": "false",
+        "POLICYLOOP_ROLLOUT__ROLLOUT_LOG_URI": str(tmp_path / "rollout_log"),
+    }
+
+
+def _run(env, *args):
+    return CliRunner().invoke(cli, ["rollout", *args], env=env)
+
+
+@pytest.mark.parametrize(
+    ("args", "flag", "rule"),
+    [
+        (["start", "v2", "--steps", "5,3,100"], "--steps", "strictly increasing"),
+        (["start", "v2", "--steps", "5,25,50"], "--steps", "must end in 100"),
+        (["start", "v2", "--steps", "5,abc"], "--steps", "comma-separated percentages"),
+        (["start", "v2", "--min-episodes", "0"], "--min-episodes", "whole number >= 1"),
+        (["start", "v2", "--min-episodes", "ten"], "--min-episodes", "whole number >= 1"),
+        (["watch", "--every", "-3"], "--every", "positive number of seconds"),
+        (["watch", "--metrics-port", "70000"], "--metrics-port", "port number"),
+        (["watch", "--metrics-port", "9000", "--pushgateway", "http://x"], "--pushgateway",
+         "at most one"),
+    ],
+)  # fmt: skip
+def test_a_bad_flag_is_one_line_naming_the_flag_and_the_rule(env, args, flag, rule):
+    result = _run(env, *args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0] and rule in lines[0], result.output
+
+
+@pytest.mark.integration
+def test_start_status_tick_and_abort(env, registry):
+    started = _run(env, "start", "v2", "--steps", "10,50,100", "--min-episodes", "20")
+    assert started.exit_code == 0, started.output
+    assert started.output.startswith("start v2 vs v1: 0% -> 10%")
+    assert registry.rollout()["plan"]["steps"] == [0.1, 0.5, 1.0]
+    status = _run(env, "status")
+    assert status.exit_code == 0 and "rollout of v2 (incumbent v1)" in status.output
+    tick = _run(env, "tick")
+    assert tick.exit_code == 0 and tick.output.startswith("hold v2 vs v1")
+    assert len(tick.output.strip().splitlines()) == 1
+    again = _run(env, "start", "v2")
+    assert again.exit_code == 1 and "already running" in again.output
+    aborted = _run(env, "abort", "--reason", "testing")
+    assert aborted.exit_code == 0 and "testing" in aborted.output
+    assert registry.rollout() is None
+    assert "no staged rollout running" in _run(env, "status").output
