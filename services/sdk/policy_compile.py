@@ -28,12 +28,29 @@ from typing import Any
 
 import torch
 
-__all__ = ["Forward", "compile_served"]
+__all__ = ["Forward", "MaskedForward", "compile_for_mask", "compile_served"]
 
 log = logging.getLogger(__name__)
 
 #: ``(states (1, F) float32, mask (1, A) bool) -> (1, A) probabilities``
 Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``states (1, F) float32 -> (1, A) probabilities`` for one fixed possible-action mask
+MaskedForward = Callable[[torch.Tensor], torch.Tensor]
+
+
+class _MaskBound(torch.nn.Module):
+    """``probs_dense`` with the possible-action mask held as a buffer, so that freezing turns
+    it into a constant and folds everything computed from the mask alone (the count of
+    possible actions, the exploration share, the masking)."""
+
+    def __init__(self, inner: Any, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.inner = inner
+        self.register_buffer("mask", mask)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return self.inner.probs_dense(states, self.mask)
+
 
 _TOLERANCE = 1e-6
 
@@ -127,10 +144,16 @@ def _probe_states(feature_names: list[str], rng: random.Random) -> list[dict[str
     return states
 
 
-def _agrees(module: Any, fast: Forward, feature_names: list[str], n_actions: int) -> str | None:
+def _agrees(
+    module: Any,
+    fast: Forward,
+    feature_names: list[str],
+    n_actions: int,
+    masks: list[list[bool]] | None = None,
+) -> str | None:
     """None if ``fast`` gives the module's probabilities on the probes, else what differs."""
     rng = random.Random(20240301)
-    masks = _probe_masks(n_actions, rng)
+    masks = _probe_masks(n_actions, rng) if masks is None else masks
     for state in _probe_states(feature_names, rng):
         row = torch.tensor(
             [[state.get(name, float("nan")) for name in feature_names]], dtype=torch.float32
@@ -146,6 +169,73 @@ def _agrees(module: Any, fast: Forward, feature_names: list[str], n_actions: int
     return None
 
 
+_SCALAR_TYPE = {torch.float16: 5, torch.float32: 6, torch.float64: 7, torch.bfloat16: 15}
+
+
+def _fix_dtype_queries(graph: Any, dtype: torch.dtype) -> int:
+    """Replace ``prim::dtype(v)`` by the constant ``dtype`` (the module's compute dtype).
+
+    The served module computes in one dtype (its input is cast to float32 and so are its
+    weights), so ``q.dtype`` is a constant; once it is one, everything derived from the mask
+    and the exploration settings folds away. The caller verifies the result numerically.
+    """
+    code = _SCALAR_TYPE.get(dtype)
+    if code is None:
+        return 0
+    replaced = 0
+    for node in list(graph.nodes()):
+        if node.kind() != "prim::dtype":
+            continue
+        with graph.insert_point_guard(node):
+            constant = graph.insertConstant(code)
+        node.output().replaceAllUsesWith(constant)
+        replaced += 1
+    return replaced
+
+
+def _specialize(scripted: Any, method: str, dtype: torch.dtype | None = None) -> Any:
+    """Freeze ``scripted`` keeping ``method``, drop constant selects, fold constants."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        preserved = [] if method == "forward" else [method]
+        frozen = torch.jit.freeze(scripted.eval(), preserved_attrs=preserved)
+        graph = getattr(frozen, method).graph
+        _drop_constant_selects(graph)
+        if dtype is not None:
+            _fix_dtype_queries(graph, dtype)
+        torch._C._jit_pass_constant_propagation(graph)
+        torch._C._jit_pass_dce(graph)
+    return frozen
+
+
+def compile_for_mask(
+    module: Any, feature_names: list[str], mask: list[bool]
+) -> MaskedForward | None:
+    """A verified ``states -> probabilities`` for one possible-action ``mask``, or None.
+
+    Worth it for the mask an application uses on (almost) every call — all actions possible,
+    as in CartPole — because a dozen graph nodes depend on the mask alone.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mask_tensor = torch.tensor([mask], dtype=torch.bool)
+            bound = torch.jit.script(_MaskBound(module, mask_tensor))
+            probe = torch.zeros((1, len(feature_names)), dtype=torch.float32)
+            with torch.inference_mode():
+                dtype = module.probs_dense(probe, mask_tensor).dtype
+        fast = _specialize(bound, "forward", dtype)
+        with torch.inference_mode():
+            problem = _agrees(module, lambda row, _m: fast(row), feature_names, len(mask), [mask])
+    except Exception as exc:  # any failure only means: use the general path
+        log.debug("mask specialization failed: %s", exc)
+        return None
+    if problem is not None:
+        log.debug("mask-specialized policy disagrees (%s); not used", problem)
+        return None
+    return fast
+
+
 def compile_served(module: Any, feature_names: list[str], n_actions: int) -> tuple[Forward, str]:
     """The fastest verified way to call ``module``'s ``probs_dense``, and how it was obtained.
 
@@ -154,14 +244,7 @@ def compile_served(module: Any, feature_names: list[str], n_actions: int) -> tup
     """
     original: Forward = module.probs_dense
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            frozen = torch.jit.freeze(module.eval(), preserved_attrs=["probs_dense"])
-            graph = frozen.probs_dense.graph
-            _drop_constant_selects(graph)
-            torch._C._jit_pass_constant_propagation(graph)
-            torch._C._jit_pass_dce(graph)
-        fast: Forward = frozen.probs_dense
+        fast: Forward = _specialize(module, "probs_dense").probs_dense
         with torch.inference_mode():
             problem = _agrees(module, fast, feature_names, n_actions)
     except Exception as exc:  # any failure only means: serve the original module

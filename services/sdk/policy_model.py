@@ -34,7 +34,7 @@ class ServedModel:
     def __init__(self, version: str, module: Any, manifest: dict[str, Any]) -> None:
         import torch
 
-        from services.sdk.policy_compile import compile_served
+        from services.sdk.policy_compile import compile_for_mask, compile_served
 
         self.version = version
         self.manifest = manifest
@@ -48,14 +48,22 @@ class ServedModel:
             )
         self._index = {a: i for i, a in enumerate(self.actions)}
         self._forward, self.compiled = compile_served(module, self.feature_names, len(self.actions))
+        # The all-actions-possible mask gets its own graph with the mask folded in (see
+        # compile_for_mask); other masks use the general specialized graph.
+        self._all_possible = compile_for_mask(
+            module, self.feature_names, [True] * len(self.actions)
+        )
+        if self._all_possible is not None:
+            self.compiled += "+all-actions"
         # One reusable (1, F) input per thread: building a fresh tensor per call costs more
         # than the rest of the bookkeeping together; the module never keeps its input.
         self._local = threading.local()
         self._from_numpy = torch.from_numpy
-        # tuple(possible_actions) -> (mask tensor (1, A), indices of the possible actions)
-        self._masks: dict[tuple[Any, ...], tuple[Any, list[int]]] = {}
+        # tuple(possible_actions) -> (mask tensor (1, A), indices of the possible actions,
+        # the mask-specialized forward or None)
+        self._masks: dict[tuple[Any, ...], tuple[Any, list[int], Any]] = {}
 
-    def _mask_for(self, possible: Sequence[int | str]) -> tuple[Any, list[int]]:
+    def _mask_for(self, possible: Sequence[int | str]) -> tuple[Any, list[int], Any]:
         key = tuple(possible)
         cached = self._masks.get(key)
         if cached is not None:
@@ -78,7 +86,8 @@ class ServedModel:
         flags = [False] * len(self.actions)
         for index in indices:
             flags[index] = True
-        entry = (torch.tensor([flags], dtype=torch.bool), indices)
+        bound = self._all_possible if all(flags) else None
+        entry = (torch.tensor([flags], dtype=torch.bool), indices, bound)
         if len(self._masks) >= _MASK_CACHE_MAX:
             self._masks.clear()
         self._masks[key] = entry
@@ -86,7 +95,7 @@ class ServedModel:
 
     def probs(self, state: dict[str, float], possible: Sequence[int | str]) -> list[float]:
         """Probabilities of ``possible`` (aligned with it) under this version."""
-        mask, indices = self._mask_for(possible)
+        mask, indices, bound = self._mask_for(possible)
         try:
             values, row = self._local.buffer
         except AttributeError:
@@ -95,7 +104,7 @@ class ServedModel:
             self._local.buffer = (values, row)
         get = state.get
         values[0] = [get(name, _NAN) for name in self.feature_names]
-        full = self._forward(row, mask).tolist()[0]
+        full = (self._forward(row, mask) if bound is None else bound(row)).tolist()[0]
         return [full[i] for i in indices]
 
 
