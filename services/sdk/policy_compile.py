@@ -10,8 +10,13 @@ kinds are present, the exploration settings. So the client specializes the loade
 2. :func:`_drop_constant_selects` replaces ``aten::where(c, a, b)`` whose condition ``c`` is a
    constant that is all true (→ ``a``) or all false (→ ``b``), where the kept input already has
    the result's shape, and dead code elimination removes the branches nobody reads (the
-   box-cox, logit and quantile arithmetic of an all-identity model, say);
-3. the result is **checked** against the original module's ``forward`` on probe states (with
+   box-cox, logit and quantile arithmetic of an all-identity model, say), and
+   :func:`_drop_identity_ops` skips masking with an all-false constant mask and selecting
+   every column in order;
+3. :func:`compile_for_mask` goes further for one possible-action mask (all actions, the common
+   case): the mask and the compute dtype become constants, so the exploration arithmetic that
+   depends on them alone folds away too;
+4. the result is **checked** against the original module's ``forward`` on probe states (with
    missing features) and every possible-action mask of up to 8 actions (a sample beyond); any
    difference above 1e-6 — or any failure of the steps above — keeps the original module.
 
@@ -69,6 +74,46 @@ def _constant_bool_value(node: Any) -> bool | None:
     if not bool(value.any()):
         return False
     return None
+
+
+def _constant_tensor(value: Any) -> torch.Tensor | None:
+    node = value.node()
+    if node.kind() != "prim::Constant" or not node.hasAttribute("value"):
+        return None
+    if node.kindOf("value") != "t":
+        return None
+    return node.t("value")
+
+
+def _drop_identity_ops(graph: Any, n_columns: int) -> int:
+    """Rewire no-op nodes to their input: ``masked_fill`` with an all-false constant mask of
+    one row, and ``index_select`` of the constant index ``0..n_columns-1`` along the columns
+    (the normalizer's selection of the raw features when none is an enum)."""
+    rewired = 0
+    for node in list(graph.nodes()):
+        inputs = list(node.inputs())
+        if node.kind() == "aten::masked_fill" and len(inputs) == 3:
+            mask = _constant_tensor(inputs[1])
+            if mask is None or mask.dtype != torch.bool or bool(mask.any()):
+                continue
+            if mask.dim() > 2 or (mask.dim() == 2 and mask.shape[0] != 1):
+                continue  # a mask like that could broadcast the result to a larger shape
+            node.output().replaceAllUsesWith(inputs[0])
+            rewired += 1
+        elif node.kind() == "aten::index_select" and len(inputs) == 3:
+            index = _constant_tensor(inputs[2])
+            dim = inputs[1].node()
+            if index is None or dim.kind() != "prim::Constant" or index.dim() != 1:
+                continue
+            if dim.i("value") not in (1, -1):
+                continue
+            if index.numel() != n_columns:
+                continue  # only the selection of every raw feature is known to be the identity
+            if not torch.equal(index, torch.arange(index.numel(), dtype=index.dtype)):
+                continue
+            node.output().replaceAllUsesWith(inputs[0])  # verified numerically by the caller
+            rewired += 1
+    return rewired
 
 
 def _drop_constant_selects(graph: Any) -> int:
@@ -193,7 +238,9 @@ def _fix_dtype_queries(graph: Any, dtype: torch.dtype) -> int:
     return replaced
 
 
-def _specialize(scripted: Any, method: str, dtype: torch.dtype | None = None) -> Any:
+def _specialize(
+    scripted: Any, method: str, n_features: int, dtype: torch.dtype | None = None
+) -> Any:
     """Freeze ``scripted`` keeping ``method``, drop constant selects, fold constants."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -204,6 +251,7 @@ def _specialize(scripted: Any, method: str, dtype: torch.dtype | None = None) ->
         if dtype is not None:
             _fix_dtype_queries(graph, dtype)
         torch._C._jit_pass_constant_propagation(graph)
+        _drop_identity_ops(graph, n_features)
         torch._C._jit_pass_dce(graph)
     return frozen
 
@@ -224,7 +272,7 @@ def compile_for_mask(
             probe = torch.zeros((1, len(feature_names)), dtype=torch.float32)
             with torch.inference_mode():
                 dtype = module.probs_dense(probe, mask_tensor).dtype
-        fast = _specialize(bound, "forward", dtype)
+        fast = _specialize(bound, "forward", len(feature_names), dtype)
         with torch.inference_mode():
             problem = _agrees(module, lambda row, _m: fast(row), feature_names, len(mask), [mask])
     except Exception as exc:  # any failure only means: use the general path
@@ -233,7 +281,7 @@ def compile_for_mask(
     if problem is not None:
         log.debug("mask-specialized policy disagrees (%s); not used", problem)
         return None
-    return fast
+    return fast.forward  # the script method itself: no nn.Module call machinery per call
 
 
 def compile_served(module: Any, feature_names: list[str], n_actions: int) -> tuple[Forward, str]:
@@ -244,7 +292,7 @@ def compile_served(module: Any, feature_names: list[str], n_actions: int) -> tup
     """
     original: Forward = module.probs_dense
     try:
-        fast: Forward = _specialize(module, "probs_dense").probs_dense
+        fast: Forward = _specialize(module, "probs_dense", len(feature_names)).probs_dense
         with torch.inference_mode():
             problem = _agrees(module, fast, feature_names, n_actions)
     except Exception as exc:  # any failure only means: serve the original module
