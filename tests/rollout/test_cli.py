@@ -61,3 +61,26 @@ def test_start_status_tick_and_abort(env, registry):
     assert aborted.exit_code == 0 and "testing" in aborted.output
     assert registry.rollout() is None
     assert "no staged rollout running" in _run(env, "status").output
+
+
+@pytest.mark.integration
+def test_watch_rolls_a_worse_candidate_back_and_stops_when_done(env, registry, tmp_path):
+    import datetime as dt
+
+    import numpy as np
+
+    from tests.rollout.timeline import episode_rows, write_timeline
+
+    started = _run(env, "start", "v2", "--steps", "10,100", "--min-episodes", "500")
+    assert started.exit_code == 0, started.output
+    first = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    rng = np.random.default_rng(0)
+    rows = []
+    for version, mean in (("v2", 5.0), ("v1", 20.0)):
+        for i, total in enumerate(rng.normal(mean, 2.0, 40)):
+            rows += episode_rows(f"w-{version}-{i}", version, [total], first)
+    write_timeline(env["POLICYLOOP_LEARNER__TIMELINE_URI"], rows)
+    watched = _run(env, "watch", "--every", "0.1", "--until-done")
+    assert watched.exit_code == 0, watched.output
+    assert "rollback v2 vs v1: 10% -> 0%" in watched.output
+    assert registry.rollout() is None and registry.current() == "v1"
