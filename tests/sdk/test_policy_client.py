@@ -260,3 +260,30 @@ def test_metrics_by_version(registry, metrics):
                            policy_version=candidate)  # fmt: skip
     assert fraction == 0.5
     assert versions[incumbent] > 0 and versions[candidate] > 0  # fmt: skip
+
+
+def test_a_corrupt_rollout_candidate_gets_no_traffic(registry, metrics):
+    incumbent = publish(registry, promote=True)
+    candidate = publish(registry)
+    registry.set_rollout(candidate, 0.5)  # verified here, tampered with afterwards
+    path = _version_dir(registry, candidate) / "policy.pt"
+    path.write_bytes(b"not a model")
+    with _client(registry, metrics) as client:
+        versions = {client.act(f"ep-{i}", STATE, [0, 1]).policy_version for i in range(200)}
+        assert client.serving.candidate_version is None and client.serving.fraction == 0.0
+        failures = _sample(metrics, "policyloop_policy_load_failures_total", policy="cartpole",
+                           policy_version=candidate)  # fmt: skip
+    assert versions == {incumbent}
+    assert failures == 1
+
+
+def test_open_episodes_are_bounded_and_the_oldest_is_forgotten(registry, metrics, caplog):
+    publish(registry, promote=True)
+    with _client(registry, metrics, max_open_episodes=2) as client:
+        with caplog.at_level(logging.WARNING, logger="services.sdk.policy_client"):
+            for episode in ("a", "b", "c", "d"):
+                client.act(episode, STATE, [0, 1])
+        assert client.open_episodes == 2
+        assert client.act("d", STATE, [0, 1]).step == 1  # still open
+        assert client.act("a", STATE, [0, 1]).step == 0  # forgotten: starts again
+    assert sum("max_open_episodes" in r.getMessage() for r in caplog.records) == 1
