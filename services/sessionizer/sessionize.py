@@ -157,9 +157,22 @@ def _ds(ts_ms: int) -> str:
     return ds
 
 
+_actions_by_value: dict[tuple, list[str]] = {}
+
+
 def _actions(actions: list) -> list[str]:
-    """``possible_actions`` as table text (``schemas.tables.action_text`` of each)."""
-    return [a if type(a) is str else str(a) for a in actions]
+    """``possible_actions`` as table text (``schemas.tables.action_text`` of each).
+
+    Interned: decisions mostly share a few action sets, and rows holding the *same* list
+    object let the sink convert it to Arrow once (rows are never mutated).
+    """
+    key = tuple(actions)
+    text = _actions_by_value.get(key)
+    if text is None:
+        if len(_actions_by_value) > 10_000:
+            _actions_by_value.clear()
+        text = _actions_by_value[key] = [a if type(a) is str else str(a) for a in actions]
+    return text
 
 
 class PartitionSessionizer:
@@ -537,26 +550,34 @@ class PartitionSessionizer:
     # ------------------------------------------------------------------ state
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain data (msgpack-able); pending output is NOT included."""
+        # Taken at every commit, so built from C-level copies: the (offset, index, event)
+        # tuples and event dicts are shared, never copied (nothing mutates them once stored;
+        # MessagePack writes tuples as arrays).
         episodes = []
+        add = episodes.append
         for episode_id, ep in self._episodes.items():
-            episodes.append(
-                [
+            rewards = ep.rewards
+            add(
+                (
                     episode_id,
-                    [list(v) for v in ep.decisions.values()],
-                    [list(item) for items in ep.rewards.values() for item in items],
-                    sorted(ep.event_ids),
-                    None if ep.end is None else list(ep.end),
+                    list(ep.decisions.values()),
+                    [item for items in rewards.values() for item in items] if rewards else [],
+                    list(ep.event_ids),
+                    ep.end,
                     ep.last_ts,
                     ep.emitted_step,
                     ep.emitted_count,
                     ep.first_step,
-                ]
+                )
             )
         return {
             "v": 1,
             "clock": self.clock,
             "episodes": episodes,
-            "closed": [[k, v] for k, v in self._closed.items()],
+            # Two flat lists (built in C) rather than pairs: up to closed_memory_episodes
+            # entries are checkpointed with every commit.
+            "closed_ids": list(self._closed),
+            "closed_at": list(self._closed.values()),
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
@@ -586,4 +607,7 @@ class PartitionSessionizer:
             )
             self._episodes[episode_id] = ep
         heapq.heapify(self._deadlines)
-        self._closed = OrderedDict((k, v) for k, v in snap["closed"])
+        if "closed_ids" in snap:
+            self._closed = OrderedDict(zip(snap["closed_ids"], snap["closed_at"], strict=True))
+        else:  # checkpoints written before the flat form
+            self._closed = OrderedDict((k, v) for k, v in snap["closed"])

@@ -62,6 +62,7 @@ __all__ = ["SessionizerWorker", "session_config"]
 log = logging.getLogger("policyloop.sessionizer")
 
 _TICK_S = 0.1
+_BEHIND_STRETCH = 5
 
 
 def session_config(settings: SessionizerSettings) -> SessionConfig:
@@ -128,6 +129,7 @@ class SessionizerWorker:
         self._last_flush = time.monotonic()
         self._last_report = time.monotonic()
         self._pending_rows = 0
+        self._behind = False
         self._inflight: asyncio.Task | None = None
         self._app: Any = None
         self._sink: DeltaSink | None = None
@@ -259,8 +261,16 @@ class SessionizerWorker:
             self._fail(exc)
 
     def _due(self) -> bool:
-        return self._pending_rows >= self.settings.batch_max_rows or (
-            time.monotonic() - self._last_flush >= self.settings.batch_max_seconds
+        """Time to seal a batch: enough rows, or ``batch_max_seconds`` since the last one.
+
+        While records are waiting (a backlog) the time limit is stretched
+        ``_BEHIND_STRETCH`` times: latency is the backlog's anyway, and every commit also
+        checkpoints every open episode, which during catch-up costs as much as the rows.
+        """
+        limit = self.settings.batch_max_seconds * (_BEHIND_STRETCH if self._behind else 1)
+        return (
+            self._pending_rows >= self.settings.batch_max_rows
+            or time.monotonic() - self._last_flush >= limit
         )
 
     def _collect(self, part: _Partition) -> None:
@@ -282,19 +292,26 @@ class SessionizerWorker:
         consumer = self._app.consumer if self._app is not None else None
         now_ms = int(self._wall() * 1000)
         wall_clock_ms = now_ms - int(self.settings.idle_clock_slack_s * 1000)
+        behind = False
         for p, part in self._parts.items():
             high = None
             if consumer is not None:
                 with contextlib.suppress(Exception):
                     high = consumer.highwater(TP(self.topic, p))
             if high is not None:
-                self.metrics.lag(self.group, str(p)).set(max(0, high - part.last_offset - 1))
+                lag = high - part.last_offset - 1
+                self.metrics.lag(self.group, str(p)).set(max(0, lag))
+                if lag > 0:
+                    behind = True
             if final or (high is not None and part.last_offset + 1 >= high):
                 part.sessionizer.advance(wall_clock_ms)
             self._collect(part)
         self.metrics.open_episodes.set(
             sum(p.sessionizer.open_episodes for p in self._parts.values())
         )
+        self._behind = behind
+        if behind:  # records are waiting: not idle, however long one batch took
+            self._last_record_at = time.monotonic()
 
     # ------------------------------------------------------------------ commit
     async def _seal_and_start(self) -> None:
@@ -364,12 +381,15 @@ class SessionizerWorker:
         rows, lost, _secs = await asyncio.to_thread(write)
         done = self._wall()
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
-        observe = self.metrics.latency.observe
-        for b in sealed.batches:
-            if b.partition in lost:
-                continue
-            for row in b.rows:
-                observe(max(0.0, done - row["_last_event_ts"] / 1000.0))
+        done_ms = done * 1000.0
+        self.metrics.observe_latencies(
+            [
+                max(0.0, done_ms - row["_last_event_ts"]) / 1000.0
+                for b in sealed.batches
+                if b.partition not in lost
+                for row in b.rows
+            ]
+        )
         self.metrics.rows.inc(rows)
         self.rows_written += rows
         keep = {}

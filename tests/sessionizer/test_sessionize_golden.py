@@ -10,6 +10,7 @@ from typing import Any
 
 from schemas.tables import rows_to_table
 from schemas.wire import encode_batch, encode_event
+from services.sessionizer.checkpoint import CheckpointStore
 from services.sessionizer.sessionize import PartitionSessionizer, SessionConfig
 from tests.sessionizer.factory import T0, decision, end, reward
 
@@ -315,14 +316,22 @@ def test_rows_build_a_valid_timeline_table():
     assert table.column("action_probs").to_pylist() == [[0.5, 0.5], None]
 
 
-def test_snapshot_and_restore_continue_exactly_where_the_state_was():
+def test_snapshot_and_restore_continue_exactly_where_the_state_was(tmp_path):
     d0, d1 = decision("e", 0), decision("e", 1)
     first = PartitionSessionizer(CONFIG)
     first.process_record(encode_event(d0), 0, NOW)
     first.process_record(encode_event(reward("e", 0, 2.0)), 1, NOW)
-    snap = first.snapshot()
+    first.process_record(encode_event(decision("closed", 0)), 2, NOW)
+    first.process_record(encode_event(end("closed", True, ts=T0)), 3, NOW)
+    first.advance(T0 + WINDOW)  # "closed" is written and remembered as closed
+    assert len(first.take_output().rows) == 1
+    store = CheckpointStore(str(tmp_path), "group", "topic")  # through MessagePack, as on disk
+    store.save(0, 1, first.snapshot())
     second = PartitionSessionizer(CONFIG)
-    second.restore(snap)
+    second.restore(store.load(0, 1))
+    assert second.open_episodes == first.open_episodes == 1
+    second.process_record(encode_event(reward("closed", 0, 1.0)), 4, NOW)
+    assert [dl.reason for dl in second.take_output().dead_letters] == ["late"]
     for sess in (first, second):
         sess.process_record(encode_event(d1), 2, NOW)
         sess.process_record(encode_event(end("e", True, ts=d1["ts"])), 3, NOW)
