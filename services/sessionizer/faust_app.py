@@ -84,5 +84,7 @@ def build_app(kafka: KafkaSettings, settings: SessionizerSettings) -> faust.App:
         producer_acks=-1,
         # A dead letter carries a whole record (up to MAX_RECORD_BYTES) plus headers.
         producer_max_request_size=2 * MAX_RECORD_BYTES,
-        stream_buffer_maxsize=4096,
+        # Records queued for the agent; a record holds up to MAX_RECORD_BYTES of events, so
+        # Faust's 4096 could buffer gigabytes in a backlog.
+        stream_buffer_maxsize=1024,
     )

@@ -42,7 +42,12 @@ class SessionizerSettings(BaseModel):
         ge=0,
         description="How many recently closed episodes are remembered to tell late events.",
     )
-    batch_max_rows: int = Field(default=50_000, ge=1)
+    batch_max_rows: int = Field(
+        default=100_000,
+        ge=1,
+        description="Rows per Delta commit at most. Each commit also checkpoints every open "
+        "episode, so fewer, larger commits pay off while catching up on a backlog.",
+    )
     batch_max_seconds: float = Field(default=2.0, gt=0)
     fetch_max_records: int = Field(default=500, ge=1)
     rebalance_timeout_s: float = Field(

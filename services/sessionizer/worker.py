@@ -15,7 +15,9 @@ done*: the Delta table is the truth (``sink.py``), so this module drives Faust l
   offset ``V`` and checkpoint number back from the table, loads that checkpoint and commits
   ``V + 1`` as the group's offset, so Faust's seek lands on ``V + 1``. Records at or below the
   recorded offset are skipped anyway (belt and braces), so (``episode_id``, ``step``) stays
-  unique however the worker dies.
+  unique however the worker dies. Faust has no public call that commits *given* offsets
+  (``app.consumer.commit()`` commits acknowledged ones only) and no hook after its own seek,
+  so this one step uses the transport-level ``Consumer._commit`` (faust-streaming 0.15.3).
 * **Flush before revoke.** ``app.on_partitions_revoked`` commits everything pending to Delta
   (and acknowledges it) before the partitions go; ``stream_wait_empty`` is off because Faust
   would otherwise wait for acknowledgements that only this hook produces.
@@ -62,7 +64,8 @@ __all__ = ["SessionizerWorker", "session_config"]
 log = logging.getLogger("policyloop.sessionizer")
 
 _TICK_S = 0.1
-_BEHIND_STRETCH = 5
+_BEHIND_STRETCH = 5  # time batches while a backlog waits, in batch_max_seconds
+_OFFSETS_ONLY_STRETCH = 10  # time batches holding only offsets (no row, no dead letter)
 
 
 def session_config(settings: SessionizerSettings) -> SessionConfig:
@@ -252,7 +255,10 @@ class SessionizerWorker:
                     self.rows_written,
                     sum(p.sessionizer.open_episodes for p in self._parts.values()),
                 )
-            if self.until_idle_s is not None and self._assigned_once:
+            if self._app is not None and self._app.rebalancing:
+                # Partitions may be on their way here (a worker died): not idle.
+                self._last_record_at = now
+            elif self.until_idle_s is not None and self._assigned_once:
                 idle_since = max(self._last_record_at, self._assigned_at)
                 if now - idle_since >= self.until_idle_s:
                     log.info("idle for %.1fs: committing and exiting", self.until_idle_s)
@@ -263,15 +269,21 @@ class SessionizerWorker:
     def _due(self) -> bool:
         """Time to seal a batch: enough rows, or ``batch_max_seconds`` since the last one.
 
-        While records are waiting (a backlog) the time limit is stretched
-        ``_BEHIND_STRETCH`` times: latency is the backlog's anyway, and every commit also
-        checkpoints every open episode, which during catch-up costs as much as the rows.
+        Every commit also checkpoints every open episode, which while catching up on a
+        backlog (many episodes inside their reward windows) costs as much as the rows. So
+        the time limit is stretched ``_BEHIND_STRETCH`` times while records are waiting
+        (latency is the backlog's anyway), and ``_OFFSETS_ONLY_STRETCH`` times when the
+        batch would only record offsets (no row, no dead letter: nobody waits for it).
         """
-        limit = self.settings.batch_max_seconds * (_BEHIND_STRETCH if self._behind else 1)
-        return (
-            self._pending_rows >= self.settings.batch_max_rows
-            or time.monotonic() - self._last_flush >= limit
-        )
+        s = self.settings
+        if self._pending_rows >= s.batch_max_rows:
+            return True
+        elapsed = time.monotonic() - self._last_flush
+        if elapsed < s.batch_max_seconds * (_BEHIND_STRETCH if self._behind else 1):
+            return False
+        if self._pending_rows or any(part.letters for part in self._parts.values()):
+            return True
+        return elapsed >= s.batch_max_seconds * _OFFSETS_ONLY_STRETCH
 
     def _collect(self, part: _Partition) -> None:
         """Move a partition's new output (rows, dead letters, counts) into its pending batch."""

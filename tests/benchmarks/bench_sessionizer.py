@@ -101,6 +101,15 @@ async def _raw_consume(
     return n, events, time.perf_counter() - began
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         return resp.read().decode()
@@ -194,11 +203,13 @@ def main() -> int:
                     and "sessionizer: assigned partitions" in (work / "worker.log").read_text()
                 ):
                     began = time.perf_counter()
+                    cpu_began = _cpu_seconds(worker.pid)
                 rows = _metric(text, "policyloop_sessionizer_rows_written_total")
                 bar.update(task, completed=rows)
                 if rows >= rows_expected:
                     break
         rate = events / (time.perf_counter() - began)
+        cpu = _cpu_seconds(worker.pid) - cpu_began
 
         before = _buckets(_scrape(metrics_port))
         live_episodes = max(episodes // 10, 1000)
@@ -219,6 +230,11 @@ def main() -> int:
             f"sessionizer, one worker: {rate:,.0f} events/s sustained (backlog of "
             f"{events:,} events -> {rows_expected:,} rows in Delta)"
         )
+        if cpu > 0:
+            console.print(
+                f"worker CPU time for the backlog: {cpu:.1f}s user+system = "
+                f"{events / cpu:,.0f} events per CPU-second (less sensitive to other load)"
+            )
         console.print(
             f"raw aiokafka of the same topic: fetch only {fetch_rate:,.0f} events/s; "
             f"fetch + decode {raw_rate:,.0f} events/s; ratio worker/(fetch + decode) = "

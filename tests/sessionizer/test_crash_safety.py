@@ -106,10 +106,10 @@ def test_surviving_worker_takes_over_the_partitions_of_a_killed_one(kafka, tmp_p
     a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
     a = start_worker(worker_command(kafka, table_uri), a_log)
     b = start_worker(worker_command(kafka, table_uri, until_idle=8), b_log)
-    producer = threading.Thread(
+    producer = threading.Thread(  # ~15 s of traffic: A dies while events still flow
         target=log_episodes,
         args=(kafka, episodes, tmp_path / "spool"),
-        kwargs={"pace_s": 0.3, "chunk": 150},
+        kwargs={"pace_s": 0.3, "chunk": 30},
     )
     try:
 
