@@ -92,6 +92,9 @@ class SdkMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        # Known reasons start at 0, so that rate() and alerts see a series before the first drop.
+        for reason in DROP_REASONS:
+            self.dropped.labels(reason)
         self._lock = threading.Lock()
 
     def publish(self, counts: CallerCounts) -> None:
@@ -99,6 +102,10 @@ class SdkMetrics:
         with self._lock:
             _publish(counts.accepted, counts.published_accepted, self.accepted)
             _publish(counts.dropped, counts.published_dropped, self.dropped)
+
+
+#: Why the SDK drops an event: the queue was full (``when_full=drop``), or so was the spool.
+DROP_REASONS = ("queue_full", "spool_full")
 
 
 def _publish(current: dict[str, int], published: dict[str, int], counter: Counter) -> None:

@@ -60,7 +60,7 @@ def test_metrics_count_accepted_sent_and_records(
         assert value("policyloop_sdk_events_accepted_total", type="episode_end") == 3
         assert value("policyloop_sdk_events_sent_total") == 603
         assert value("policyloop_sdk_events_spooled_total") == 0
-        assert value("policyloop_sdk_events_dropped_total", reason="queue_full") is None
+        assert value("policyloop_sdk_events_dropped_total", reason="queue_full") == 0
         assert value("policyloop_sdk_send_errors_total") == 0
         records = value("policyloop_sdk_records_sent_total")
         assert records is not None and 1 <= records < 603
