@@ -157,22 +157,9 @@ def _ds(ts_ms: int) -> str:
     return ds
 
 
-_actions_by_value: dict[tuple, list[str]] = {}
-
-
 def _actions(actions: list) -> list[str]:
-    """``possible_actions`` as table text (``schemas.tables.action_text`` of each).
-
-    Interned: decisions mostly share a few action sets, and rows holding the *same* list
-    object let the sink convert it to Arrow once (rows are never mutated).
-    """
-    key = tuple(actions)
-    text = _actions_by_value.get(key)
-    if text is None:
-        if len(_actions_by_value) > 10_000:
-            _actions_by_value.clear()
-        text = _actions_by_value[key] = [a if type(a) is str else str(a) for a in actions]
-    return text
+    """``possible_actions`` as table text (``schemas.tables.action_text`` of each)."""
+    return [a if type(a) is str else str(a) for a in actions]
 
 
 class PartitionSessionizer:
