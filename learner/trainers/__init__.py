@@ -13,8 +13,8 @@ _WHERE = {
     "StochasticPolicy": "learner.trainers.policy",
     "TrainResult": "learner.trainers.result",
     "TrainerSettings": "learner.trainers.config",
-    "choose_algorithm": "learner.trainers.train",
-    "train": "learner.trainers.train",
+    "choose_algorithm": "learner.trainers.training",
+    "train": "learner.trainers.training",
 }
 
 __all__ = sorted(_WHERE)
