@@ -133,6 +133,7 @@ class SessionizerWorker:
         self._last_report = time.monotonic()
         self._pending_rows = 0
         self._behind = False
+        self._caught_up_at = time.monotonic()
         self._inflight: asyncio.Task | None = None
         self._app: Any = None
         self._sink: DeltaSink | None = None
@@ -271,7 +272,7 @@ class SessionizerWorker:
 
         Every commit also checkpoints every open episode, which while catching up on a
         backlog (many episodes inside their reward windows) costs as much as the rows. So
-        the time limit is stretched ``_BEHIND_STRETCH`` times while records are waiting
+        the time limit is stretched ``_BEHIND_STRETCH`` times while a backlog waits
         (latency is the backlog's anyway), and ``_OFFSETS_ONLY_STRETCH`` times when the
         batch would only record offsets (no row, no dead letter: nobody waits for it).
         """
@@ -304,7 +305,7 @@ class SessionizerWorker:
         consumer = self._app.consumer if self._app is not None else None
         now_ms = int(self._wall() * 1000)
         wall_clock_ms = now_ms - int(self.settings.idle_clock_slack_s * 1000)
-        behind = False
+        waiting = 0
         for p, part in self._parts.items():
             high = None
             if consumer is not None:
@@ -314,16 +315,21 @@ class SessionizerWorker:
                 lag = high - part.last_offset - 1
                 self.metrics.lag(self.group, str(p)).set(max(0, lag))
                 if lag > 0:
-                    behind = True
+                    waiting += lag
             if final or (high is not None and part.last_offset + 1 >= high):
                 part.sessionizer.advance(wall_clock_ms)
             self._collect(part)
         self.metrics.open_episodes.set(
             sum(p.sessionizer.open_episodes for p in self._parts.values())
         )
-        self._behind = behind
-        if behind:  # records are waiting: not idle, however long one batch took
-            self._last_record_at = time.monotonic()
+        now = time.monotonic()
+        if waiting:  # records are waiting: not idle, however long one batch took
+            self._last_record_at = now
+        else:
+            self._caught_up_at = now
+        # A backlog: records kept waiting for longer than a time batch. A worker that keeps
+        # up empties what it fetched again and again; one that cannot never does.
+        self._behind = now - self._caught_up_at >= self.settings.batch_max_seconds
 
     # ------------------------------------------------------------------ commit
     async def _seal_and_start(self) -> None:
