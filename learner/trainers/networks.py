@@ -16,7 +16,8 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         width = in_features
         for size in hidden_sizes:
-            layers += [nn.Linear(width, size), nn.ReLU()]
+            # in place: one activation buffer less to allocate per layer and step
+            layers += [nn.Linear(width, size), nn.ReLU(inplace=True)]
             width = size
         layers.append(nn.Linear(width, out_features))
         self.net = nn.Sequential(*layers)

@@ -216,7 +216,10 @@ def fit_offline(
                 loss = F.huber_loss(q_a, y, delta=settings.huber_delta)
                 masked = q_all if packed.all_possible else q_all + rows[:, packed.inf_cols]
                 if gamma_cql > 0.0:
-                    lse = torch.logsumexp(masked, dim=1)
+                    if n_actions == 2:  # one kernel instead of logsumexp's five
+                        lse = torch.logaddexp(masked[:, 0], masked[:, 1])
+                    else:
+                        lse = torch.logsumexp(masked, dim=1)
                     reg = gamma_cql * (lse - q_a).mean()
                 elif use_bcq:
                     logits = imitator(s)
