@@ -136,6 +136,9 @@ def _f(x: Any) -> float:
     return float(x)
 
 
+_ACCEPTED = {t: (t, "accepted") for t in ("decision", "reward", "episode_end")}
+
+
 def _float_map(m: dict[str, Any] | None) -> dict[str, float] | None:
     if m is None:
         return None
@@ -167,6 +170,7 @@ class PartitionSessionizer:
 
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
+        self._first = config.aggregation == "first"
         self.clock = -1
         self._episodes: OrderedDict[str, _Episode] = OrderedDict()
         self._closed: OrderedDict[str, int] = OrderedDict()
@@ -247,12 +251,14 @@ class PartitionSessionizer:
                 del self._episodes[episode_id]
             return
         episode.event_ids.add(event_id)
-        self._out.events[(etype, "accepted")] += 1
+        counts = self._out.events
+        key = _ACCEPTED[etype]
+        counts[key] = counts.get(key, 0) + 1
         if ts > episode.last_ts:
             episode.last_ts = ts
         if ts > self.clock:
             self.clock = ts
-        self._emit_ready(episode_id, episode, force=False, now_ms=now_ms)
+        self._emit_ready(episode_id, episode, False, now_ms)
 
     def _add_decision(self, ep: _Episode, ev: dict, offset: int, index: int | None) -> bool:
         step = ev["step"]
@@ -366,20 +372,20 @@ class PartitionSessionizer:
             _, _, episode_id = heapq.heappop(deadlines)
             episode = self._episodes.get(episode_id)
             if episode is not None:
-                self._emit_ready(episode_id, episode, force=False, now_ms=now_ms)
+                self._emit_ready(episode_id, episode, False, now_ms)
         timeout = self.config.episode_timeout_ms
         while self._episodes:
             episode_id, episode = next(iter(self._episodes.items()))
             if clock - episode.last_ts < timeout:
                 break
-            self._emit_ready(episode_id, episode, force=True, now_ms=now_ms)
+            self._emit_ready(episode_id, episode, True, now_ms)
 
     # ------------------------------------------------------------------ output
-    def _emit_ready(self, episode_id: str, ep: _Episode, *, force: bool, now_ms: int) -> None:
+    def _emit_ready(self, episode_id: str, ep: _Episode, force: bool, now_ms: int) -> None:
         """Write the episode's final rows in step order; close it when nothing is left."""
         if ep.decisions:
             window = self.config.reward_window_ms
-            first = self.config.aggregation == "first"
+            first = self._first
             clock = self.clock
             if not force:  # fast exit: the earliest pending row is not final yet
                 step0 = min(ep.decisions)
@@ -437,7 +443,7 @@ class PartitionSessionizer:
             ep.first_step = step
         last_ts = d["ts"]
         if rewards:
-            chosen = rewards[:1] if self.config.aggregation == "first" else rewards
+            chosen = rewards[:1] if self._first else rewards
             reward = 0.0
             metrics: dict[str, float] | None = None
             for _, _, r in chosen:
