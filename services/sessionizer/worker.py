@@ -9,7 +9,9 @@ done*: the Delta table is the truth (``sink.py``), so this module drives Faust l
   event is acknowledged (``event.ack()``) only once the Delta commit holding its effects has
   succeeded, and then ``app.consumer.commit()`` commits the acknowledged offsets. Faust's own
   periodic commit only ever sees acknowledged offsets, so no offset reaches Kafka before its
-  Delta commit.
+  Delta commit. (One exception is Faust's: it acknowledges by itself the events it drops
+  during a rebalance, those of an older generation. Harmless here: the group offset is only
+  advisory and is re-aligned with the table on every assignment, see below.)
 * **Resume where the table says.** ``app.on_rebalance_complete`` (awaited by Faust before it
   seeks the assigned partitions to their committed offsets) reads each new partition's recorded
   offset ``V`` and checkpoint number back from the table, loads that checkpoint and commits
@@ -28,7 +30,8 @@ done*: the Delta table is the truth (``sink.py``), so this module drives Faust l
   Delta commit as the rows and offsets (``checkpoint.py``); on assignment exactly the
   checkpoint that produced the table's rows is loaded.
 
-Batches: every ``batch_max_rows`` rows or ``batch_max_seconds`` the pending work is *sealed*
+Batches: every ``batch_max_rows`` rows or ``batch_max_seconds`` (stretched while a backlog
+waits or when only offsets moved, see ``SessionizerWorker._due``) the pending work is *sealed*
 (rows, dead letters, offsets, a state snapshot, the events to acknowledge) and committed in the
 background in this order: dead letters sent to ``<prefix>.dlq`` and flushed; checkpoints saved;
 one Delta append with each partition's last offset and checkpoint number as transaction
