@@ -16,6 +16,8 @@ Why these settings (each departs from a Faust default for the exactly-once desig
 * ``stream_wait_empty=False``: on revocation Faust would otherwise wait for every delivered
   event to be acknowledged *before* calling our revocation hook, but events are acknowledged
   only after their Delta commit, which that hook performs (deadlock otherwise).
+* ``datadir`` in the system temp directory: Faust creates it even without tables, and its
+  default (``<app_id>-data`` in the working directory) litters wherever the worker starts.
 * ``producer_max_request_size``: a dead letter may carry a whole record of up to
   ``MAX_RECORD_BYTES`` plus its headers, just over Faust's 1,000,000-byte default.
 * Small ``broker_*`` timeouts come from :class:`SessionizerSettings` (the embedded broker
@@ -24,7 +26,9 @@ Why these settings (each departs from a Faust default for the exactly-once desig
 
 from __future__ import annotations
 
+import os
 import ssl
+import tempfile
 from typing import Any
 
 import faust
@@ -60,6 +64,8 @@ def build_app(kafka: KafkaSettings, settings: SessionizerSettings) -> faust.App:
     """A Faust app for consumer group ``settings.app_id`` on the given broker."""
     servers = [f"kafka://{s.strip()}" for s in kafka.bootstrap_servers.split(",") if s.strip()]
     session = settings.session_timeout_s
+    datadir = os.path.join(tempfile.gettempdir(), "policyloop-faust")
+    os.makedirs(datadir, exist_ok=True)  # Faust makes only the last level
     return faust.App(
         settings.app_id,
         broker=";".join(servers),
@@ -67,6 +73,9 @@ def build_app(kafka: KafkaSettings, settings: SessionizerSettings) -> faust.App:
         value_serializer="raw",
         key_serializer="raw",
         store="memory://",
+        # Faust creates its data directory (for tables we do not have) at start-up; by
+        # default '<app_id>-data' in the working directory.
+        datadir=os.path.join(datadir, settings.app_id),
         table_standby_replicas=0,
         topic_disable_leader=True,
         topic_allow_declare=False,
