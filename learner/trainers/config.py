@@ -48,6 +48,13 @@ class TrainerSettings(BaseModel):
         "1,000 uniform-random episodes in ~40 s on 2 CPU cores).",
     )
     learning_rate: float = Field(default=1e-3, gt=0)
+    final_lr_fraction: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="The learning rate decays linearly to this share of learning_rate by the "
+        "last step (1 = constant): a settling last iterate instead of one caught mid-swing.",
+    )
     gamma: float = Field(default=0.99, ge=0, lt=1)
     target_update: Literal["soft", "hard"] = "hard"
     tau: float = Field(default=0.005, gt=0, le=1, description="Soft target update rate.")

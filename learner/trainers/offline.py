@@ -154,6 +154,12 @@ def fit_offline(
     params = list(q.parameters()) + list(imitator.parameters())
     # fused: one kernel for all parameters instead of ~30 small foreach ops per step
     optimizer = torch.optim.Adam(params, lr=settings.learning_rate, fused=True)
+    schedule = None
+    if settings.final_lr_fraction < 1.0:
+        final, total = settings.final_lr_fraction, max(settings.steps, 1)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda k: 1.0 - (1.0 - final) * min(k / total, 1.0)
+        )
     generator = torch.Generator().manual_seed(settings.seed)
     r_max = float(t.r.abs().max())
     horizon = 1.0 if one_step else 1.0 / (1.0 - settings.gamma)
@@ -233,6 +239,8 @@ def fit_offline(
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, settings.grad_clip_norm)
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
             if not one_step:
                 if soft:
                     with torch.no_grad():
