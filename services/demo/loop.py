@@ -279,7 +279,7 @@ def run_demo(settings: Settings, demo: DemoSettings, console: Console | None = N
             first = RoundResult(0, UNIFORM, "cold start", mean, discounted, n)
             result.rounds.append(first)
             result.serving_return = mean
-            console.print(round_line(first))
+            console.print(round_line(first), soft_wrap=True)
             for round_ in range(1, demo.max_rounds + 1):
                 if time.monotonic() - started > demo.time_budget_s:
                     console.print("time budget spent: no further round")
@@ -288,9 +288,7 @@ def run_demo(settings: Settings, demo: DemoSettings, console: Console | None = N
                     loop, run_once, controller, client, sessionizer, kafka, round_
                 )
                 result.rounds.append(line)
-                console.print(round_line(line))
-                if result.reached_target and demo.target_return is not None:
-                    break
+                console.print(round_line(line), soft_wrap=True)
     finally:
         if sessionizer is not None:
             result.sessionizer_exit_code = sessionizer.stop()
@@ -304,7 +302,8 @@ def run_demo(settings: Settings, demo: DemoSettings, console: Console | None = N
         verdict = f" (target {demo.target_return:g}: {reached})"
     console.print(
         f"serving {result.serving_version}: true mean return {_fmt(result.serving_return)}"
-        f"{verdict}; {result.seconds:.0f} s; report {result.report_path}"
+        f"{verdict}; {result.seconds:.0f} s; report {result.report_path}",
+        soft_wrap=True,
     )
     return result
 

@@ -84,13 +84,18 @@ def _traffic_figure(result: DemoResult) -> str:
     batches = result.traffic
     versions = sorted({v for b in batches for v in b.episodes_by_version})
     fig, ax = plt.subplots(figsize=(11, 3.6))
+    totals = [max(sum(b.episodes_by_version.values()), 1) for b in batches]
     bottom = [0.0] * len(batches)
     for version in versions:
-        counts = [b.episodes_by_version.get(version, 0) for b in batches]
-        ax.bar(range(len(batches)), counts, bottom=bottom, label=version)
-        bottom = [a + b for a, b in zip(bottom, counts, strict=True)]
-    ax.set_xlabel("batch of traffic")
-    ax.set_ylabel("episodes")
+        shares = [
+            b.episodes_by_version.get(version, 0) / total
+            for b, total in zip(batches, totals, strict=True)
+        ]
+        ax.bar(range(len(batches)), shares, bottom=bottom, label=version)
+        bottom = [a + b for a, b in zip(bottom, shares, strict=True)]
+    ax.set_xticks(range(len(batches)), [f"r{b.round}" for b in batches])
+    ax.set_xlabel("batch of traffic (by round; r0 = cold start)")
+    ax.set_ylabel("share of episodes")
     ax.set_title("rollout traffic by policy version")
     ax.legend(fontsize=8)
     return _png(fig)

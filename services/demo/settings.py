@@ -30,14 +30,19 @@ class DemoSettings(BaseModel):
     batch_episodes: int = Field(
         default=200, ge=1, description="Episodes of traffic between two rollout ticks."
     )
-    max_rounds: int = Field(default=3, ge=1, description="learn → gate → rollout rounds at most.")
+    max_rounds: int = Field(
+        default=2,
+        ge=1,
+        description="learn → gate → rollout rounds; the second one must beat the first's winner.",
+    )
     max_batches_per_rollout: int = Field(default=12, ge=1)
     rollout_steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100])
     min_episodes: int = Field(
         default=30, ge=1, description="Episodes per side before a rollout step may advance."
     )
     target_return: float | None = Field(
-        default=195.0, description="Stop once the served policy's true mean return reaches it."
+        default=195.0,
+        description="The served policy's true mean return the demo must reach (exit 1 if not).",
     )
     time_budget_s: float = Field(
         default=480.0, gt=0, description="No new round starts after this much wall time."
