@@ -336,9 +336,11 @@ def _learn_and_roll_out(
         # Nothing to roll out: more traffic on what is served, for the next round's data.
         stats = loop.play(client, sessionizer, demo.batch_episodes, round_)
         line.version = result.serving_version
+        line.rollout = f"none ({result.serving_version} keeps serving)"
         line.true_return, line.true_discounted, line.episodes = _stats_of(
             stats, result.serving_version
         )
+        result.serving_return = line.true_return
         return line
     candidate = run.published_version
     controller.start(candidate, demo.rollout_steps, demo.min_episodes)
