@@ -10,10 +10,9 @@
 
 from __future__ import annotations
 
-import threading
-import weakref
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from services.metrics_per_registry import PerRegistry
 
 __all__ = ["RolloutMetrics", "rollout_metrics"]
 
@@ -46,17 +45,9 @@ class RolloutMetrics:
         )
 
 
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, RolloutMetrics] = (
-    weakref.WeakKeyDictionary()
-)
-_lock = threading.Lock()
+_per_registry = PerRegistry(RolloutMetrics)
 
 
 def rollout_metrics(registry: CollectorRegistry | None = None) -> RolloutMetrics:
     """The controller's metrics in ``registry`` (default: the process-wide one), made once."""
-    registry = REGISTRY if registry is None else registry
-    with _lock:
-        metrics = _by_registry.get(registry)
-        if metrics is None:
-            metrics = _by_registry[registry] = RolloutMetrics(registry)
-        return metrics
+    return _per_registry(registry)

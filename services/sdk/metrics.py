@@ -13,10 +13,11 @@ microsecond each (a lock per increment); the caller keeps plain integers in
 from __future__ import annotations
 
 import threading
-import weakref
 from dataclasses import dataclass, field
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from services.metrics_per_registry import PerRegistry
 
 __all__ = ["CallerCounts", "SdkMetrics", "sdk_metrics"]
 
@@ -116,16 +117,9 @@ def _publish(current: dict[str, int], published: dict[str, int], counter: Counte
             published[label] = value
 
 
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, SdkMetrics] = weakref.WeakKeyDictionary()
-_by_registry_lock = threading.Lock()
+_per_registry = PerRegistry(SdkMetrics)
 
 
 def sdk_metrics(registry: CollectorRegistry | None = None) -> SdkMetrics:
     """The SDK's metrics in ``registry`` (default: the process-wide one), created once."""
-    registry = REGISTRY if registry is None else registry
-    with _by_registry_lock:
-        metrics = _by_registry.get(registry)
-        if metrics is None:
-            metrics = SdkMetrics(registry)
-            _by_registry[registry] = metrics
-        return metrics
+    return _per_registry(registry)

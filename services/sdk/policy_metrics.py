@@ -25,13 +25,15 @@ import weakref
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
 from prometheus_client.registry import Collector
+
+from services.metrics_per_registry import PerRegistry
 
 __all__ = ["PROPENSITY_BUCKETS", "PolicyClientCollector", "VersionStats", "collector_for"]
 
@@ -178,19 +180,15 @@ def _bound_text(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(float(bound))
 
 
-_collectors: weakref.WeakKeyDictionary[CollectorRegistry, PolicyClientCollector] = (
-    weakref.WeakKeyDictionary()
-)
-_collectors_lock = threading.Lock()
+def _registered_collector(registry: CollectorRegistry) -> PolicyClientCollector:
+    collector = PolicyClientCollector()
+    registry.register(collector)
+    return collector
+
+
+_per_registry = PerRegistry(_registered_collector)
 
 
 def collector_for(registry: CollectorRegistry | None = None) -> PolicyClientCollector:
     """The client collector registered in ``registry`` (default: the process-wide one)."""
-    registry = REGISTRY if registry is None else registry
-    with _collectors_lock:
-        collector = _collectors.get(registry)
-        if collector is None:
-            collector = PolicyClientCollector()
-            registry.register(collector)
-            _collectors[registry] = collector
-        return collector
+    return _per_registry(registry)
