@@ -42,18 +42,22 @@ class TrainerSettings(BaseModel):
     hidden_sizes: list[int] = Field(default_factory=lambda: [256, 256], min_length=1)
     batch_size: int = Field(default=256, ge=1)
     steps: int = Field(
-        default=8_000,
+        default=12_000,
         ge=1,
-        description="Gradient steps (8,000 x 256 reach >= 195 on offline CartPole-v1 from "
-        "1,000 uniform-random episodes in ~40 s on 2 CPU cores).",
+        description="Gradient steps. 12,000 x 256 with cql_alpha 0.3 and the learning rate "
+        "decayed to 10%: greedy return >= 195 on 4 of 5 fresh data seeds (min 187, mean 336) "
+        "on offline CartPole-v1 from 2,000 uniform-random episodes, ~36 s on 1 thread; "
+        "8,000 steps, alpha 1, constant lr gave 2 of 5 (min 75).",
     )
     learning_rate: float = Field(default=1e-3, gt=0)
     final_lr_fraction: float = Field(
-        default=1.0,
+        default=0.1,
         gt=0,
         le=1,
         description="The learning rate decays linearly to this share of learning_rate by the "
-        "last step (1 = constant): a settling last iterate instead of one caught mid-swing.",
+        "last step (1 = constant): a settling last iterate instead of one caught mid-swing. "
+        "0.1 with 12,000 steps and cql_alpha 0.3 was the most seed-robust CartPole setting "
+        "(see steps).",
     )
     gamma: float = Field(default=0.99, ge=0, lt=1)
     target_update: Literal["soft", "hard"] = "hard"
@@ -65,7 +69,14 @@ class TrainerSettings(BaseModel):
     )
     huber_delta: float = Field(default=1.0, gt=0)
     grad_clip_norm: float = Field(default=10.0, gt=0)
-    cql_alpha: float = Field(default=1.0, ge=0, description="Weight of the CQL regularizer.")
+    cql_alpha: float = Field(
+        default=0.3,
+        ge=0,
+        description="Weight of the CQL regularizer. It pulls Q toward the logged (behaviour) "
+        "policy's values: at 1.0 on uniform-random CartPole logs Q stayed near the random "
+        "policy's (~25) and greedy return was >= 195 on 2 of 5 data seeds; 0.3 lets Q reach "
+        "~85 and gave 3 of 5 alone, 4 of 5 with 12,000 decayed steps.",
+    )
     bcq_threshold: float = Field(
         default=0.3,
         gt=0,

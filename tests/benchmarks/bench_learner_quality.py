@@ -48,7 +48,9 @@ __all__ = [
 ENV_ID = "CartPole-v1"
 FEATURES = ["cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity"]
 GAMMA = 0.99
-EPISODES = 1000
+# 2,000 (the issue asks >= 1,000): in the in-memory sweep the worst of 5 data seeds rose
+# from 138 to 187 greedy with the default trainer, and from 48 to 102 with cql_alpha 0.3 alone.
+EPISODES = 2000
 EVAL_EPISODES = 100
 TARGET_RETURN = 195.0
 SEEDS = (0, 1, 2, 3, 4)
