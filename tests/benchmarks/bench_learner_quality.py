@@ -250,7 +250,7 @@ def collect_through_sdk_and_sessionizer(
         uri = str(workdir / "timeline")
         sessionizer = SessionizerSettings(
             table_uri=uri,
-            reward_window_s=0.0,
+            reward_window_s=5.0,
             rebalance_timeout_s=3.0,
             session_timeout_s=6.0,
         )
