@@ -23,7 +23,7 @@ from services.rollout.settings import RolloutSettings
 from services.sdk.settings import SdkSettings
 from services.sessionizer.settings import SessionizerSettings
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "deep_merge", "load_settings"]
 
 CONFIG_ENV_VAR = "POLICYLOOP_CONFIG"
 DEFAULT_CONFIG_FILE = "policyloop.toml"
@@ -74,11 +74,12 @@ class _FileSource:
             return tomllib.load(fh)
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` on top; nested dicts are merged key by key, not replaced."""
     merged = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -100,7 +101,7 @@ def load_settings(
         # init values take precedence over env; merge nested sections so a flag that sets one
         # field of a section does not reset the section's other fields from env or file.
         base = Settings().model_dump()
-        return Settings(**_deep_merge(base, cleaned))
+        return Settings(**deep_merge(base, cleaned))
     finally:
         _FileSource.path = None
 

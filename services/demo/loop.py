@@ -32,7 +32,7 @@ from services.broker.embedded import start_broker, stop_broker
 from services.demo.processes import SessionizerProcess
 from services.demo.settings import DemoSettings
 from services.kafka_topics import ensure_topics
-from services.settings import Settings
+from services.settings import Settings, deep_merge
 from services.simulator.fleet import EpisodeStats, play_episodes
 
 __all__ = ["DemoResult", "RoundResult", "TrafficBatch", "run_demo"]
@@ -97,20 +97,9 @@ class DemoResult:
         return self.serving_return is not None and self.serving_return >= target
 
 
-def _merge(base: dict, overrides: dict) -> dict:
-    out = dict(base)
-    for key, value in overrides.items():
-        out[key] = (
-            _merge(out[key], value)
-            if isinstance(value, dict) and isinstance(out.get(key), dict)
-            else value
-        )
-    return out
-
-
 def _with_overrides(learner: LearnerSettings, overrides: dict) -> LearnerSettings:
     """``learner`` with ``overrides`` merged in, validated like any learner settings."""
-    return LearnerSettings.model_validate(_merge(learner.model_dump(), overrides))
+    return LearnerSettings.model_validate(deep_merge(learner.model_dump(), overrides))
 
 
 def _workspace(settings: Settings, demo: DemoSettings) -> tuple[Path, Settings]:
@@ -160,11 +149,10 @@ def _workspace(settings: Settings, demo: DemoSettings) -> tuple[Path, Settings]:
 class _Loop:
     """The state of one demo run between its steps."""
 
-    def __init__(self, settings: Settings, demo: DemoSettings, console: Console) -> None:
+    def __init__(self, settings: Settings, demo: DemoSettings) -> None:
         self.logger = None  # the DecisionLogger the client logs through, once started
         self.settings = settings
         self.demo = demo
-        self.console = console
         self.result = DemoResult(demo)
         self.rows = 0
         self.batches = 0
@@ -199,19 +187,6 @@ class _Loop:
         return stats
 
 
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def _stats_of(stats: EpisodeStats, version: str) -> tuple[float | None, float | None, int]:
-    picked = [i for i, v in enumerate(stats.versions) if v == version]
-    return (
-        _mean([stats.returns[i] for i in picked]),
-        _mean([stats.discounted_returns[i] for i in picked]),
-        len(picked),
-    )
-
-
 def _fmt(x: float | None, digits: int = 1) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
@@ -243,7 +218,7 @@ def run_demo(settings: Settings, demo: DemoSettings, console: Console | None = N
     console = console or Console()
     started = time.monotonic()
     root, settings = _workspace(settings, demo)
-    loop = _Loop(settings, demo, console)
+    loop = _Loop(settings, demo)
     result = loop.result
     console.print(f"[bold]policyloop demo[/] on {demo.env_id} in {root}")
     handle = start_broker(root / "broker", port=0, binary=settings.broker.binary)
@@ -275,7 +250,7 @@ def run_demo(settings: Settings, demo: DemoSettings, console: Console | None = N
         ):
             loop.logger = logger
             cold = loop.play(client, sessionizer, demo.cold_start_episodes, 0)
-            mean, discounted, n = _stats_of(cold, UNIFORM)
+            mean, discounted, n = cold.summary(UNIFORM)
             first = RoundResult(0, UNIFORM, "cold start", mean, discounted, n)
             result.rounds.append(first)
             result.serving_return = mean
@@ -337,8 +312,8 @@ def _learn_and_roll_out(
         stats = loop.play(client, sessionizer, demo.batch_episodes, round_)
         line.version = result.serving_version
         line.rollout = f"none ({result.serving_version} keeps serving)"
-        line.true_return, line.true_discounted, line.episodes = _stats_of(
-            stats, result.serving_version
+        line.true_return, line.true_discounted, line.episodes = stats.summary(
+            result.serving_version
         )
         result.serving_return = line.true_return
         return line
@@ -361,7 +336,7 @@ def _learn_and_roll_out(
     else:
         line.rollout = f"rolled back at {outcome.fraction_before:.0%}"
     client.refresh()
-    line.true_return, line.true_discounted, line.episodes = _stats_of(played, candidate)
+    line.true_return, line.true_discounted, line.episodes = played.summary(candidate)
     if result.serving_version == candidate:
         result.serving_return = line.true_return
     return line

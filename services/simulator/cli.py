@@ -74,9 +74,8 @@ def simulate(
         f"({run.decisions / max(run.seconds, 1e-9):,.0f} decisions/s)"
     )
     for version in sorted(set(stats.versions)):
-        picked = [i for i, v in enumerate(stats.versions) if v == version]
-        mean_discounted = sum(stats.discounted_returns[i] for i in picked) / len(picked)
+        mean, mean_discounted, episodes = stats.summary(version)
         click.echo(
-            f"  policy_version={version}: {len(picked)} episodes, mean return "
-            f"{stats.mean_return(version):.2f}, mean discounted return {mean_discounted:.2f}"
+            f"  policy_version={version}: {episodes} episodes, mean return "
+            f"{mean:.2f}, mean discounted return {mean_discounted:.2f}"
         )

@@ -126,6 +126,18 @@ class EpisodeStats:
         ]
         return float(np.mean(picked)) if picked else float("nan")
 
+    def summary(self, version: str) -> tuple[float | None, float | None, int]:
+        """Mean return, mean discounted return and episode count of ``version``'s episodes
+        (the means are ``None`` when it played none)."""
+        picked = [i for i, v in enumerate(self.versions) if v == version]
+        if not picked:
+            return None, None, 0
+        return (
+            float(np.mean([self.returns[i] for i in picked])),
+            float(np.mean([self.discounted_returns[i] for i in picked])),
+            len(picked),
+        )
+
 
 def play_episodes(
     env_id: str,
