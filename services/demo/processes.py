@@ -8,6 +8,7 @@ settings, and stopped with SIGTERM so that it commits what it holds before exiti
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -35,8 +36,6 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
     elif value is None:
         return
     elif isinstance(value, (list, dict)):
-        import json
-
         out[prefix] = json.dumps(value)
     else:
         out[prefix] = str(value)
