@@ -40,6 +40,12 @@ class TrainerSettings(BaseModel):
 
     algorithm: Literal["auto", "bandit", "dqn", "cql", "bcq"] = "auto"
     hidden_sizes: list[int] = Field(default_factory=lambda: [256, 256], min_length=1)
+    ensemble_size: int = Field(
+        default=1,
+        ge=1,
+        description="Q-networks trained side by side, each on its own mini-batches and with "
+        "its own target network; the policy acts on the mean of their Q-values.",
+    )
     batch_size: int = Field(default=256, ge=1)
     steps: int = Field(
         default=12_000,

@@ -1,11 +1,12 @@
-"""The networks the trainers fit: a plain MLP, and a constant stand-in for "no imitator"."""
+"""The networks the trainers fit: a plain MLP, an ensemble of them, and a constant stand-in for
+"no imitator"."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-__all__ = ["MLP", "UniformLogits"]
+__all__ = ["MLP", "EnsembleMLP", "UniformLogits", "q_network_template"]
 
 
 class MLP(nn.Module):
@@ -37,3 +38,35 @@ class UniformLogits(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.zeros(x.shape[0], self.n_actions, dtype=x.dtype, device=x.device)
+
+
+class EnsembleMLP(nn.Module):
+    """The mean of several same-shaped MLPs' outputs: an ensemble's Q-values.
+
+    Averaging independently trained Q-networks cancels much of each one's extrapolation error
+    on states the logs cover thinly, which is what decides a greedy policy offline.
+    """
+
+    def __init__(self, members: list[MLP]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("members: an ensemble needs at least one network")
+        self.members = nn.ModuleList(members)
+        self.in_features = members[0].in_features
+        self.out_features = members[0].out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros(x.shape[0], self.out_features, dtype=x.dtype, device=x.device)
+        for member in self.members:
+            total = total + member(x)
+        return total / len(self.members)
+
+
+def q_network_template(
+    in_features: int, out_features: int, hidden_sizes: list[int], members: int
+) -> nn.Module:
+    """An untrained network of the shape a trainer returns: an :class:`MLP` for one member,
+    an :class:`EnsembleMLP` of ``members`` MLPs otherwise."""
+    if members == 1:
+        return MLP(in_features, out_features, hidden_sizes)
+    return EnsembleMLP([MLP(in_features, out_features, hidden_sizes) for _ in range(members)])

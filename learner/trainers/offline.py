@@ -7,25 +7,27 @@ of the logger finds plausible. Both run on Double DQN (online argmax, target eva
 Huber loss, gradient clipping and a target network.
 
 The loop is written for speed on CPU: the whole data set is normalized once into tensors,
-minibatches are index gathers, and Python work per step is a handful of calls; statistics are
-read back only every ``log_every`` steps.
+minibatches are index gathers, gradients are written by hand (:mod:`learner.trainers.mlp_stack`
+and :mod:`learner.trainers.objectives`, tested against autograd) into one flat buffer per
+network, so a step is a few dozen tensor calls; statistics are read back only every
+``log_every`` steps. ``ensemble_size`` > 1 trains several Q-networks in the same calls.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from learner.data.logged import LoggedData
 from learner.preprocessing.normalizer import Normalizer
 from learner.trainers.config import TrainerSettings
-from learner.trainers.networks import MLP, UniformLogits
+from learner.trainers.mlp_stack import MLPStack
+from learner.trainers.networks import UniformLogits
+from learner.trainers.objectives import huber_td, softmax_cross_entropy, squared_error
 from learner.trainers.runtime import DivergenceMonitor, progress_bar
 
 __all__ = ["FitOutcome", "fit_offline"]
@@ -134,6 +136,9 @@ def fit_offline(
 
     ``bandit`` is a reward model with one output per action, fitted by squared error on the
     logged action's reward (the mean reward is what a bandit policy must rank by).
+    ``settings.ensemble_size`` networks are trained side by side, each on its own mini-batches
+    and with its own target network; the policy acts on the mean of their outputs.
+    ``q_init`` (the state dict of a network shaped like the result) warm-starts the Q-network.
     """
     one_step = algorithm == "bandit"
     t = _tensors(data, normalizer, settings.gamma, one_step)
@@ -141,26 +146,31 @@ def fit_offline(
     if n == 0:
         raise ValueError("train data: no usable rows (empty, or only truncated episode ends)")
     n_actions = data.n_actions
-    q = MLP(normalizer.out_features, n_actions, settings.hidden_sizes)
+    members = settings.ensemble_size
+    generator = torch.Generator().manual_seed(settings.seed)
+    shape = (normalizer.out_features, n_actions, settings.hidden_sizes, members)
+    q = MLPStack(*shape, generator=generator)
     if q_init is not None:
-        q.load_state_dict(q_init)
+        template = q.module_template()
+        template.load_state_dict(q_init)
+        q.load_module(template)
     use_bcq = algorithm == "bcq"
-    imitator: nn.Module = (
-        MLP(normalizer.out_features, n_actions, settings.hidden_sizes)
-        if use_bcq
-        else UniformLogits(n_actions)
+    imitator = MLPStack(*shape, generator=generator) if use_bcq else None
+    target = MLPStack(*shape)
+    target.copy_from(q)
+    stacks = [q] if imitator is None else [q, imitator]
+    for stack in stacks:
+        stack.params.grad = stack.grads  # the optimizer reads the hand-written gradients
+    # fused: one kernel per buffer for the whole Adam update
+    optimizer = torch.optim.Adam(
+        [stack.params for stack in stacks], lr=settings.learning_rate, fused=True
     )
-    target = copy.deepcopy(q).requires_grad_(False)
-    params = list(q.parameters()) + list(imitator.parameters())
-    # fused: one kernel for all parameters instead of ~30 small foreach ops per step
-    optimizer = torch.optim.Adam(params, lr=settings.learning_rate, fused=True)
     schedule = None
     if settings.final_lr_fraction < 1.0:
         final, total = settings.final_lr_fraction, max(settings.steps, 1)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda k: 1.0 - (1.0 - final) * min(k / total, 1.0)
         )
-    generator = torch.Generator().manual_seed(settings.seed)
     r_max = float(t.r.abs().max())
     horizon = 1.0 if one_step else 1.0 / (1.0 - settings.gamma)
     monitor = DivergenceMonitor(settings.q_limit_factor * (r_max * horizon + 1.0))
@@ -169,7 +179,7 @@ def fit_offline(
     clip_y = settings.clip_targets and not one_step
 
     batch = min(settings.batch_size, n) if one_step else settings.batch_size
-    gamma_cql = settings.cql_alpha if algorithm == "cql" else 0.0
+    alpha_cql = settings.cql_alpha if algorithm == "cql" else 0.0
     threshold = settings.bcq_threshold
     soft = settings.target_update == "soft"
     history: list[dict[str, float]] = []
@@ -177,91 +187,80 @@ def fit_offline(
     reg_sum = torch.zeros(())
     steps_done = 0
     start = time.perf_counter()
-    packed = None if one_step else _Packed.of(t)
-    chunk = max(1, min(settings.steps, _INDEX_CHUNK_ROWS // max(batch, 1)))
-    indices = torch.empty(0, batch, dtype=torch.int64)
-    with progress_bar(f"training {algorithm}", settings.steps, progress) as bar:
+    packed = _Packed.of(t)
+    mask_all = packed.all_possible
+    chunk = max(1, min(settings.steps, _INDEX_CHUNK_ROWS // max(batch * members, 1)))
+    indices = torch.empty(0, members, batch, dtype=torch.int64)
+    with torch.no_grad(), progress_bar(f"training {algorithm}", settings.steps, progress) as bar:
         for step in range(1, settings.steps + 1):
             k = (step - 1) % chunk
             if k == 0:  # minibatch indices drawn for many steps at once: one call, not `chunk`
-                indices = torch.randint(n, (chunk, batch), generator=generator)
-            idx = indices[k]
+                indices = torch.randint(n, (chunk, members, batch), generator=generator)
+            idx = indices[k]  # (members, batch): every member its own mini-batch
+            # three gathers per step: states, next states, and the packed small columns
+            s = packed.s[idx]
+            rows = packed.small[idx]
+            a = rows[..., _A : _A + 1].long()
+            r = rows[..., _R]
             if one_step:
-                s = t.s[idx]
-                a = t.a[idx].unsqueeze(1)
-                r = t.r[idx]
-                q_all = q(s)
-                q_a = q_all.gather(1, a).squeeze(1)
-                loss = F.mse_loss(q_a, r)
-                reg = torch.zeros(())
+                y = r
             else:
-                # three gathers per step: states, next states, and the packed small columns
-                s = packed.s[idx]
                 s2 = packed.s2[idx]
-                rows = packed.small[idx]
-                a = rows[:, _A : _A + 1].long()
-                r = rows[:, _R]
-                with torch.no_grad():
-                    q2 = q(s2)
-                    allowed2 = None if packed.all_possible else rows[:, packed.next_cols] > 0.5
-                    if use_bcq:
-                        logits2 = imitator(s2)
-                        if allowed2 is not None:
-                            logits2 = logits2.masked_fill(~allowed2, float("-inf"))
-                        p2 = torch.softmax(logits2, 1)
-                        keep = p2 >= threshold * p2.max(1, keepdim=True).values
-                        allowed2 = keep if allowed2 is None else allowed2 & keep
+                q2 = q.forward(s2)
+                allowed2 = None if mask_all else rows[..., packed.next_cols] > 0.5
+                if use_bcq:
+                    logits2 = imitator.forward(s2)
                     if allowed2 is not None:
-                        q2 = q2.masked_fill(~allowed2, float("-inf"))
-                    a2 = q2.argmax(1, keepdim=True)
-                    y = r + rows[:, _DISC] * target(s2).gather(1, a2).squeeze(1)
-                    if clip_y:
-                        y = y.clamp_(y_low, y_high)
-                q_all = q(s)
-                q_a = q_all.gather(1, a).squeeze(1)
-                loss = F.huber_loss(q_a, y, delta=settings.huber_delta)
-                masked = q_all if packed.all_possible else q_all + rows[:, packed.inf_cols]
-                if gamma_cql > 0.0:
-                    if n_actions == 2:  # one kernel instead of logsumexp's five
-                        lse = torch.logaddexp(masked[:, 0], masked[:, 1])
-                    else:
-                        lse = torch.logsumexp(masked, dim=1)
-                    reg = gamma_cql * (lse - q_a).mean()
-                elif use_bcq:
-                    logits = imitator(s)
-                    if not packed.all_possible:
-                        logits = logits + rows[:, packed.inf_cols]
-                    reg = F.cross_entropy(logits, a.squeeze(1))
-                else:
-                    reg = torch.zeros(())
-                loss = loss + reg
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, settings.grad_clip_norm)
+                        logits2 = logits2.masked_fill(~allowed2, float("-inf"))
+                    p2 = torch.softmax(logits2, 2)
+                    keep = p2 >= threshold * p2.max(2, keepdim=True).values
+                    allowed2 = keep if allowed2 is None else allowed2 & keep
+                if allowed2 is not None:
+                    q2 = q2.masked_fill(~allowed2, float("-inf"))
+                a2 = q2.argmax(2, keepdim=True)  # Double DQN: online argmax, target value
+                y = r + rows[..., _DISC] * target.forward(s2).gather(2, a2).squeeze(2)
+                if clip_y:
+                    y = y.clamp_(y_low, y_high)
+            q_all = q.forward(s, keep=True)
+            d_q = torch.zeros_like(q_all)
+            if one_step:
+                loss = squared_error(q_all, a, y, d_q)
+            else:
+                loss = huber_td(q_all, a, y, settings.huber_delta, d_q)
+            masked = q_all if mask_all else q_all + rows[..., packed.inf_cols]
+            if alpha_cql > 0.0:
+                reg = softmax_cross_entropy(masked, a, alpha_cql, d_q)
+            elif use_bcq:
+                logits = imitator.forward(s, keep=True)
+                if not mask_all:
+                    logits = logits + rows[..., packed.inf_cols]
+                d_logits = torch.zeros_like(logits)
+                reg = softmax_cross_entropy(logits, a, 1.0, d_logits)
+                imitator.backward(d_logits)
+            else:
+                reg = torch.zeros(())
+            q.backward(d_q)
+            grad_norm = _clip_per_member(stacks, settings.grad_clip_norm)
             optimizer.step()
             if schedule is not None:
                 schedule.step()
             if not one_step:
                 if soft:
-                    with torch.no_grad():
-                        torch._foreach_lerp_(
-                            list(target.parameters()), list(q.parameters()), settings.tau
-                        )
+                    target.params.lerp_(q.params, settings.tau)
                 elif step % settings.target_update_interval == 0:
-                    target.load_state_dict(q.state_dict())
-            loss_sum += loss.detach()
-            reg_sum += reg.detach()
+                    target.copy_from(q)
+            loss_sum += loss + reg
+            reg_sum += reg
             steps_done = step
             if step % settings.log_every == 0 or step == settings.steps:
-                count = step - (history[-1]["step"] if history else 0)
-                qd = q_all.detach()
+                count = (step - (history[-1]["step"] if history else 0)) * members
                 entry = {
                     "step": float(step),
                     "loss": float(loss_sum) / count,
                     "regularizer": float(reg_sum) / count,
-                    "q_mean": float(q_a.detach().mean()),
-                    "q_max": float(qd.max()),
-                    "q_min": float(qd.min()),
+                    "q_mean": float(q_all.gather(2, a).mean()),
+                    "q_max": float(q_all.max()),
+                    "q_min": float(q_all.min()),
                     "grad_norm": float(grad_norm),
                     "elapsed_s": time.perf_counter() - start,
                 }
@@ -278,11 +277,9 @@ def fit_offline(
                 if monitor.check(step, entry["loss"], q_abs):
                     break
     seconds = time.perf_counter() - start
-    q.eval()
-    imitator.eval()
     return FitOutcome(
-        q_network=q,
-        imitator=imitator,
+        q_network=q.to_module(),
+        imitator=imitator.to_module() if imitator is not None else UniformLogits(n_actions),
         bcq_threshold=threshold if use_bcq else 0.0,
         history=history,
         diverged=monitor.reason is not None,
@@ -290,3 +287,16 @@ def fit_offline(
         steps=steps_done,
         seconds=seconds,
     )
+
+
+def _clip_per_member(stacks: list[MLPStack], max_norm: float) -> torch.Tensor:
+    """Scale each member's gradient (over all its networks) to norm <= ``max_norm``, as
+    ``clip_grad_norm_`` does for one network; returns the norm before clipping (all members)."""
+    squares = stacks[0].grads.square().sum(1)
+    for stack in stacks[1:]:
+        squares = squares + stack.grads.square().sum(1)
+    norms = squares.sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp_(max=1.0).unsqueeze(1)
+    for stack in stacks:
+        stack.grads.mul_(scale)
+    return norms.square().sum().sqrt()

@@ -9,7 +9,7 @@ from learner.data.logged import LoggedData
 from learner.preprocessing.config import PreprocessingSettings
 from learner.preprocessing.normalizer import Normalizer, fit_normalizer
 from learner.trainers.config import TrainerSettings
-from learner.trainers.networks import MLP
+from learner.trainers.networks import q_network_template
 from learner.trainers.offline import fit_offline
 from learner.trainers.policy import PolicyModule, StochasticPolicy
 from learner.trainers.result import TrainResult
@@ -81,7 +81,12 @@ def train(
     with torch_session(settings.seed, settings.deterministic, settings.num_threads):
         q_init = None
         if warm_start is not None and settings.warm_start:
-            probe = MLP(normalizer.out_features, train_data.n_actions, settings.hidden_sizes)
+            probe = q_network_template(
+                normalizer.out_features,
+                train_data.n_actions,
+                settings.hidden_sizes,
+                settings.ensemble_size,
+            )
             q_init, note = _warm_state(warm_start, probe.state_dict())
             notes.append(note)
             torch.manual_seed(settings.seed)  # the probe must not shift the seeded init

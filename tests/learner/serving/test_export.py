@@ -18,17 +18,20 @@ from tests.learner.trainers.synthetic import bandit_data, chain_mdp_data
 FAST = {"hidden_sizes": [16], "batch_size": 64, "steps": 60, "num_threads": 1}
 
 
-@pytest.fixture(scope="module", params=["bandit", "bcq"])
+@pytest.fixture(scope="module", params=["bandit", "bcq", "cql-ensemble"])
 def trained(request):
+    algorithm, members = request.param, 1
     if request.param == "bandit":
         data = bandit_data(400)
         settings = PreprocessingSettings(overrides={"x1": "quantile"})
     else:
         data = chain_mdp_data(200)
         settings = PreprocessingSettings()
+        if request.param == "cql-ensemble":
+            algorithm, members = "cql", 3
     normalizer = fit_normalizer(data.states, data.feature_names, settings)
-    result = train(data, TrainerSettings(algorithm=request.param, **FAST), normalizer,
-                   progress=False)  # fmt: skip
+    trainer = TrainerSettings(algorithm=algorithm, ensemble_size=members, **FAST)
+    result = train(data, trainer, normalizer, progress=False)
     blob = export_policy(result.policy, normalizer, data.feature_names, data.actions_space)
     return data, normalizer, result, blob
 

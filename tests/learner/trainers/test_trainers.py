@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from learner.trainers import ExplorationSettings, TrainerSettings, choose_algorithm, train
+from learner.trainers.networks import EnsembleMLP
 from tests.learner.trainers.synthetic import bandit_data, chain_mdp_data
 
 FAST = {"hidden_sizes": [32, 32], "batch_size": 64, "log_every": 50, "num_threads": 1}
@@ -69,6 +70,28 @@ def test_sequential_trainer_learns_the_better_delayed_action(mdp, algorithm):
     assert result.policy.greedy_actions(start).tolist() == [1]
     probs = result.policy.probs(start)[0]
     assert probs[1] > probs[0]
+
+
+def test_an_ensemble_learns_the_better_delayed_action_and_acts_on_its_mean(mdp):
+    settings = _settings(algorithm="cql", steps=1500, gamma=0.9, learning_rate=3e-3,
+                         ensemble_size=3)  # fmt: skip
+    result = train(mdp, settings, progress=False)
+    assert isinstance(result.q_network, EnsembleMLP) and len(result.q_network.members) == 3
+    start = np.array([[0.0]], dtype=np.float32)
+    assert result.policy.greedy_actions(start).tolist() == [1]
+    z = result.policy.module.normalizer(torch.from_numpy(start))
+    with torch.no_grad():
+        mean = torch.stack([m(z) for m in result.q_network.members]).mean(0)
+    np.testing.assert_allclose(result.policy.q_values(start), mean.numpy(), rtol=1e-5)
+
+
+def test_warm_start_of_an_ensemble_loads_every_member(mdp):
+    incumbent = train(mdp, _settings(algorithm="cql", steps=50, ensemble_size=2), progress=False)
+    warm = train(mdp, _settings(algorithm="cql", steps=1, learning_rate=1e-9, ensemble_size=2),
+                 warm_start=incumbent.policy.module, progress=False)  # fmt: skip
+    assert warm.warm_started
+    for a, b in zip(_weights(warm), _weights(incumbent), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
 
 
 def test_bandit_trainer_learns_the_best_action_per_context(bandit):
