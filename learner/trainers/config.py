@@ -41,10 +41,13 @@ class TrainerSettings(BaseModel):
     algorithm: Literal["auto", "bandit", "dqn", "cql", "bcq"] = "auto"
     hidden_sizes: list[int] = Field(default_factory=lambda: [256, 256], min_length=1)
     ensemble_size: int = Field(
-        default=1,
+        default=3,
         ge=1,
         description="Q-networks trained side by side, each on its own mini-batches and with "
-        "its own target network; the policy acts on the mean of their Q-values.",
+        "its own target network; the policy acts on the mean of their Q-values. Offline "
+        "CartPole-v1 from 2,000 uniform-random episodes, fresh data seeds 10-19: greedy "
+        "return >= 195 on 9 of 10 with 3 (mean 426, 6 of 10 at >= 475), 9 of 10 with 1 "
+        "(mean 298); 3 costs about 2.5x the training time of 1.",
     )
     batch_size: int = Field(default=256, ge=1)
     steps: int = Field(

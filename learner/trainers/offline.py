@@ -25,6 +25,7 @@ from torch import nn
 from learner.data.logged import LoggedData
 from learner.preprocessing.normalizer import Normalizer
 from learner.trainers.config import TrainerSettings
+from learner.trainers.flat_adam import FlatAdam
 from learner.trainers.mlp_stack import MLPStack
 from learner.trainers.networks import UniformLogits
 from learner.trainers.objectives import huber_td, softmax_cross_entropy, squared_error
@@ -159,18 +160,9 @@ def fit_offline(
     target = MLPStack(*shape)
     target.copy_from(q)
     stacks = [q] if imitator is None else [q, imitator]
-    for stack in stacks:
-        stack.params.grad = stack.grads  # the optimizer reads the hand-written gradients
-    # fused: one kernel per buffer for the whole Adam update
-    optimizer = torch.optim.Adam(
-        [stack.params for stack in stacks], lr=settings.learning_rate, fused=True
-    )
-    schedule = None
-    if settings.final_lr_fraction < 1.0:
-        final, total = settings.final_lr_fraction, max(settings.steps, 1)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda k: 1.0 - (1.0 - final) * min(k / total, 1.0)
-        )
+    optimizer = FlatAdam([(stack.params, stack.grads) for stack in stacks])
+    # linear decay to final_lr_fraction of the learning rate by the last step
+    lr_decay = (1.0 - settings.final_lr_fraction) / max(settings.steps, 1)
     r_max = float(t.r.abs().max())
     horizon = 1.0 if one_step else 1.0 / (1.0 - settings.gamma)
     monitor = DivergenceMonitor(settings.q_limit_factor * (r_max * horizon + 1.0))
@@ -241,9 +233,7 @@ def fit_offline(
                 reg = torch.zeros(())
             q.backward(d_q)
             grad_norm = _clip_per_member(stacks, settings.grad_clip_norm)
-            optimizer.step()
-            if schedule is not None:
-                schedule.step()
+            optimizer.step(settings.learning_rate * (1.0 - lr_decay * (step - 1)))
             if not one_step:
                 if soft:
                     target.params.lerp_(q.params, settings.tau)
@@ -292,10 +282,10 @@ def fit_offline(
 def _clip_per_member(stacks: list[MLPStack], max_norm: float) -> torch.Tensor:
     """Scale each member's gradient (over all its networks) to norm <= ``max_norm``, as
     ``clip_grad_norm_`` does for one network; returns the norm before clipping (all members)."""
-    squares = stacks[0].grads.square().sum(1)
-    for stack in stacks[1:]:
-        squares = squares + stack.grads.square().sum(1)
-    norms = squares.sqrt()
+    norms = torch.linalg.vector_norm(stacks[0].grads, dim=1)
+    if len(stacks) > 1:
+        others = [torch.linalg.vector_norm(stack.grads, dim=1) for stack in stacks[1:]]
+        norms = torch.linalg.vector_norm(torch.stack([norms, *others]), dim=0)
     scale = (max_norm / (norms + 1e-6)).clamp_(max=1.0).unsqueeze(1)
     for stack in stacks:
         stack.grads.mul_(scale)

@@ -1,12 +1,12 @@
 """Training speed of the sequential trainer vs d3rlpy 2.8.1 DiscreteCQL, in the same run.
 
-Same data (the quality benchmark's 2,000 uniform-random CartPole-v1 episodes), same batch size,
-same network (MLP 256-256), same number of gradient steps, same target update period, same
-torch thread count; samples/s = steps x batch / fit time. Each side trains with its own
-defaults otherwise (policyloop: CQL alpha 0.3, learning rate decayed to 10%; d3rlpy:
-DiscreteCQL alpha 1.0, constant learning rate), on ``SEEDS`` seeds, and every trained policy
-is played greedily in CartPole, so that the speed is compared at a known return: one seed's
-return varies by a factor of two or more, hence the mean over seeds.
+Same data (the quality benchmark's 2,000 uniform-random CartPole-v1 episodes), same algorithm
+and hyper-parameters (discrete CQL, alpha 1.0, constant learning rate 1e-3, gamma 0.99, hard
+target update every 50 steps: d3rlpy's DiscreteCQL defaults but the update period), same batch
+size, same network (one MLP 256-256: ``ensemble_size=1``), same number of gradient steps, same
+torch thread count; samples/s = steps x batch / fit time. Each side trains on ``SEEDS`` seeds and
+every trained policy is played greedily in CartPole, so that the speed is compared at a known
+return (one seed's return can vary by a factor of two, hence the mean over seeds).
 Target (issue 4): >= 3x d3rlpy's samples/s at equal or better return. Needs the ``bench``
 extra (``d3rlpy==2.8.1``).
 
@@ -35,6 +35,8 @@ RUNS = ((256, 6000), (32, 6000))
 EVAL_EPISODES = 20
 TARGET_RATIO = 3.0
 TARGET_UPDATE = 50  # hard target update period, the same for both (policyloop's default)
+CQL_ALPHA = 1.0  # d3rlpy's default, for both
+LEARNING_RATE = 1e-3  # constant, for both
 
 
 def _play(act, episodes: int = EVAL_EPISODES) -> float:
@@ -72,9 +74,9 @@ def _d3rlpy(data, steps: int, batch: int, seed: int) -> tuple[float, float, floa
     )
     cql = DiscreteCQLConfig(
         batch_size=batch,
-        learning_rate=1e-3,
+        learning_rate=LEARNING_RATE,
         gamma=0.99,
-        alpha=1.0,
+        alpha=CQL_ALPHA,
         target_update_interval=TARGET_UPDATE,
         encoder_factory=VectorEncoderFactory(hidden_units=HIDDEN),
     ).create(device="cpu:0")
@@ -97,7 +99,9 @@ def _d3rlpy(data, steps: int, batch: int, seed: int) -> tuple[float, float, floa
 
 def _ours(data, steps: int, batch: int, seed: int) -> tuple[float, float, float]:
     settings = TrainerSettings(algorithm="cql", batch_size=batch, hidden_sizes=HIDDEN,
-                               steps=steps, num_threads=THREADS, seed=seed,
+                               steps=steps, num_threads=THREADS, seed=seed, ensemble_size=1,
+                               cql_alpha=CQL_ALPHA, learning_rate=LEARNING_RATE,
+                               final_lr_fraction=1.0,
                                target_update_interval=TARGET_UPDATE)  # fmt: skip
     cpu = time.process_time()
     result = train(data, settings, progress=False)
