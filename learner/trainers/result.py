@@ -15,7 +15,8 @@ __all__ = ["TrainResult"]
 @dataclass
 class TrainResult:
     """``q_network`` maps normalized states to action values (bandit: predicted rewards);
-    ``policy`` is what would be served; ``history`` has one entry per ``log_every`` steps."""
+    ``policy`` is what would be served; ``history`` has one entry per ``log_every`` steps;
+    ``samples_per_s`` counts the rows of every ensemble member's mini-batches."""
 
     q_network: nn.Module
     policy: StochasticPolicy

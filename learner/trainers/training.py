@@ -99,9 +99,11 @@ def train(
         settings.exploration,
     )
     policy = StochasticPolicy(module, train_data.feature_names, train_data.actions_space)
-    samples = outcome.steps * min(settings.batch_size, len(train_data))
-    if algorithm != "bandit":
-        samples = outcome.steps * settings.batch_size
+    # every ensemble member draws its own mini-batch: samples count them all
+    batch = (
+        settings.batch_size if algorithm != "bandit" else min(settings.batch_size, len(train_data))
+    )
+    samples = outcome.steps * batch * settings.ensemble_size
     return TrainResult(
         q_network=outcome.q_network,
         policy=policy,
