@@ -38,7 +38,10 @@ class MLPStack:
         hidden_sizes: list[int],
         members: int = 1,
         generator: torch.Generator | None = None,
+        initialize: bool = True,
     ) -> None:
+        """``initialize``: draw the weights as ``nn.Linear`` does (from ``generator``); False
+        leaves them uninitialized, for a stack that is about to be overwritten."""
         if members < 1:
             raise ValueError(f"members: {members}, must be >= 1")
         self.in_features = in_features
@@ -52,12 +55,16 @@ class MLPStack:
         self.grads = torch.zeros(members, total)
         self.weights, self.biases = self._views(self.params)
         self.weight_grads, self.bias_grads = self._views(self.grads)
+        if initialize:
+            self._initialize(generator)
+        self._inputs: list[torch.Tensor] = []
+
+    def _initialize(self, generator: torch.Generator | None) -> None:
+        """``nn.Linear``'s default: weights and biases from U(-1/sqrt(in), 1/sqrt(in))."""
         for w, b in zip(self.weights, self.biases, strict=True):
-            # nn.Linear's default initialization: U(-1/sqrt(in), 1/sqrt(in)) for both
             bound = 1.0 / math.sqrt(w.shape[2])
             w.uniform_(-bound, bound, generator=generator)
             b.uniform_(-bound, bound, generator=generator)
-        self._inputs: list[torch.Tensor] = []
 
     def _views(self, flat: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         weights, biases, offset = [], [], 0
@@ -103,6 +110,18 @@ class MLPStack:
     def copy_from(self, other: MLPStack) -> None:
         """Take ``other``'s parameters (the hard target-network update)."""
         self.params.copy_(other.params)
+
+    def clone(self) -> MLPStack:
+        """A stack of the same shape with a copy of these parameters (a target network)."""
+        other = MLPStack(
+            self.in_features,
+            self.out_features,
+            self.hidden_sizes,
+            self.members,
+            initialize=False,
+        )
+        other.copy_from(self)
+        return other
 
     def load_module(self, module: nn.Module) -> None:
         """Parameters from an :class:`MLP` (one member) or an :class:`EnsembleMLP` of the same

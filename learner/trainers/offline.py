@@ -157,8 +157,7 @@ def fit_offline(
         q.load_module(template)
     use_bcq = algorithm == "bcq"
     imitator = MLPStack(*shape, generator=generator) if use_bcq else None
-    target = MLPStack(*shape)
-    target.copy_from(q)
+    target = q.clone()  # the Double DQN target network (unused by the bandit)
     stacks = [q] if imitator is None else [q, imitator]
     optimizer = FlatAdam([(stack.params, stack.grads) for stack in stacks])
     # linear decay to final_lr_fraction of the learning rate by the last step
@@ -219,8 +218,8 @@ def fit_offline(
                 loss = squared_error(q_all, a, y, d_q)
             else:
                 loss = huber_td(q_all, a, y, settings.huber_delta, d_q)
-            masked = q_all if mask_all else q_all + rows[..., packed.inf_cols]
             if alpha_cql > 0.0:
+                masked = q_all if mask_all else q_all + rows[..., packed.inf_cols]
                 reg = softmax_cross_entropy(masked, a, alpha_cql, d_q)
             elif use_bcq:
                 logits = imitator.forward(s, keep=True)
