@@ -39,7 +39,10 @@ def _warm_state(
             module = getattr(module, attr)
     state = {k: v.detach().clone() for k, v in module.state_dict().items()}
     if set(state) != set(expected):
-        return None, "warm start skipped: the incumbent's network has different layers"
+        return None, (
+            "warm start skipped: the incumbent's network has different layers (or another "
+            "ensemble size)"
+        )
     for key, value in expected.items():
         if state[key].shape != value.shape:
             return None, (
@@ -89,7 +92,6 @@ def train(
             )
             q_init, note = _warm_state(warm_start, probe.state_dict())
             notes.append(note)
-            torch.manual_seed(settings.seed)  # the probe must not shift the seeded init
         outcome = fit_offline(train_data, normalizer, settings, algorithm, q_init, progress)
     module = PolicyModule(
         normalizer.as_module(),
