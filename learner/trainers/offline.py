@@ -157,7 +157,7 @@ def fit_offline(
         q.load_module(template)
     use_bcq = algorithm == "bcq"
     imitator = MLPStack(*shape, generator=generator) if use_bcq else None
-    target = q.clone()  # the Double DQN target network (unused by the bandit)
+    target = None if one_step else q.clone()  # the Double DQN target network
     stacks = [q] if imitator is None else [q, imitator]
     optimizer = FlatAdam([(stack.params, stack.grads) for stack in stacks])
     # linear decay to final_lr_fraction of the learning rate by the last step
