@@ -23,7 +23,15 @@ __all__ = ["sessionize", "table"]
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     metavar="SECONDS",
-    help="Batch mode: exit 0 once no event arrived for SECONDS and every final row is committed.",
+    help="Batch mode: exit 0 once no event arrived for SECONDS and every row that can become "
+    "final is written (rows of ended episodes wait out their reward window first).",
+)
+@click.option(
+    "--close-open-episodes",
+    is_flag=True,
+    default=False,
+    help="With --until-idle: close the episodes that have not ended as truncated at exit "
+    "(their later events go to the DLQ as 'late'). Without it they stay open for the next run.",
 )
 @click.option("--bootstrap-servers", default=None, help="Kafka bootstrap servers.")
 @click.option("--topic-prefix", default=None, help="Topics are <prefix>.events and <prefix>.dlq.")
@@ -52,6 +60,7 @@ __all__ = ["sessionize", "table"]
 def sessionize(
     ctx: click.Context,
     until_idle: float | None,
+    close_open_episodes: bool,
     bootstrap_servers: str | None,
     topic_prefix: str | None,
     **sessionizer: object,
@@ -59,6 +68,8 @@ def sessionize(
     """Run a sessionizer worker: events in, exactly-once timeline rows out (foreground)."""
     from services.sessionizer.worker import SessionizerWorker
 
+    if close_open_episodes and until_idle is None:
+        raise click.UsageError("--close-open-episodes: only with --until-idle (a batch run)")
     settings = settings_from_context(
         ctx,
         {
@@ -73,12 +84,26 @@ def sessionize(
     )
     for noisy in ("faust", "mode", "aiokafka"):  # their INFO lines drown the worker's own
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    worker = SessionizerWorker(settings.kafka, settings.sessionizer, until_idle_s=until_idle)
+    worker = SessionizerWorker(
+        settings.kafka,
+        settings.sessionizer,
+        until_idle_s=until_idle,
+        close_open_at_exit=close_open_episodes,
+    )
     code = asyncio.run(worker.run())
     click.echo(
         f"sessionizer done: {worker.events_seen} events, {worker.rows_written} rows written "
         f"to {settings.sessionizer.table_uri}"
     )
+    if worker.left_open:
+        click.echo(
+            f"{worker.left_open} episodes have not ended: kept in the checkpoint for the next "
+            f"run (closed as truncated after episode_timeout_s="
+            f"{settings.sessionizer.episode_timeout_s:g} s of event time, or at once with "
+            "--close-open-episodes)"
+        )
+    if worker.left_waiting:
+        click.echo(f"{worker.left_waiting} rows still wait for their reward window")
     ctx.exit(code)
 
 

@@ -6,7 +6,7 @@ broker, and the worker around it only moves bytes and commits. One :class:`Parti
 owns the episodes of one Kafka partition (events are keyed by ``episode_id``, so an episode
 never spans partitions).
 
-Definitions (DESIGN.md "Row emission", made precise):
+Definitions (docs/architecture.md "The timeline table", made precise):
 
 * **Clock.** Time is event time: the partition clock is the largest ``ts`` accepted so far, or
   the ``now_ms`` handed to :meth:`PartitionSessionizer.advance` when that is later (the worker
@@ -54,6 +54,7 @@ __all__ = [
     "Output",
     "PartitionSessionizer",
     "SessionConfig",
+    "Waiting",
 ]
 
 
@@ -105,6 +106,17 @@ class Output:
     rows: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     events: Counter = field(default_factory=Counter)  # (type, outcome) -> count
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What still waits in a partition: rows that become final once the clock passes
+    ``deadline_ms`` (the latest of their reward windows; -1 when none), and episodes whose end
+    is unknown (their last row waits for a successor, the end, or the episode timeout)."""
+
+    rows: int = 0
+    deadline_ms: int = -1
+    open_episodes: int = 0
 
 
 class _Episode:
@@ -378,6 +390,41 @@ class PartitionSessionizer:
             episode_id, episode = next(iter(self._episodes.items()))
             if clock - episode.last_ts < timeout:
                 break
+            self._emit_ready(episode_id, episode, True, now_ms)
+
+    def waiting(self, include_open: bool = False) -> Waiting:
+        """Rows that can still become final by the clock alone, and episodes not ended.
+
+        A row can become final by the clock when its successor decision or the episode's end
+        is known (see the module docstring); with ``include_open`` every pending decision
+        counts, as :meth:`close_open` would write them all. Walks every open episode: for
+        batch mode's last stretch, not for every record.
+        """
+        rows, deadline, open_episodes = 0, -1, 0
+        window = self.config.reward_window_ms
+        for ep in self._episodes.values():
+            if ep.end is None:
+                open_episodes += 1
+            if not ep.decisions:
+                continue
+            steps = ep.decisions
+            if ep.end is None and not include_open:
+                last = max(steps)
+                counted = [s for s in steps if s != last]
+            else:
+                counted = list(steps)
+            for step in counted:
+                rows += 1
+                due = steps[step][2]["ts"] + window
+                if due > deadline:
+                    deadline = due
+        return Waiting(rows, deadline, open_episodes)
+
+    def close_open(self, now_ms: int) -> None:
+        """Close every open episode now, as truncated where it did not end (batch mode's
+        ``--close-open-episodes``); later events of these episodes are ``late``."""
+        self.advance(now_ms)
+        for episode_id, episode in list(self._episodes.items()):
             self._emit_ready(episode_id, episode, True, now_ms)
 
     # ------------------------------------------------------------------ output

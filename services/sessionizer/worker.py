@@ -56,6 +56,7 @@ from faust.types import TP
 from services.kafka_settings import KafkaSettings
 from services.sessionizer.checkpoint import CheckpointStore
 from services.sessionizer.dlq import dlq_record
+from services.sessionizer.drain import DrainProgress, DrainStatus
 from services.sessionizer.faust_app import build_app
 from services.sessionizer.metrics import SessionizerMetrics
 from services.sessionizer.sessionize import DeadLetter, PartitionSessionizer, SessionConfig
@@ -114,11 +115,13 @@ class SessionizerWorker:
         settings: SessionizerSettings,
         *,
         until_idle_s: float | None = None,
+        close_open_at_exit: bool = False,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.kafka = kafka
         self.settings = settings
         self.until_idle_s = until_idle_s
+        self.close_open_at_exit = close_open_at_exit
         self._wall = wall_clock
         self.group = settings.app_id
         self.topic = kafka.events_topic
@@ -141,8 +144,12 @@ class SessionizerWorker:
         self._app: Any = None
         self._sink: DeltaSink | None = None
         self._store: CheckpointStore | None = None
+        self._drain = DrainProgress()
+        self._drain_since: float | None = None
         self.rows_written = 0
         self.events_seen = 0
+        self.left_open = 0  # at exit: episodes not ended, kept in the checkpoint
+        self.left_waiting = 0  # at exit: rows whose reward window had not closed
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
@@ -186,6 +193,8 @@ class SessionizerWorker:
                     if self.until_idle_s is not None:
                         self._advance_all(final=True)
                     await self._flush_all()
+                    waiting = self._waiting()
+                    self.left_open, self.left_waiting = waiting.open_episodes, waiting.rows
         except BaseException as exc:
             self._fail(exc)
         finally:
@@ -264,11 +273,52 @@ class SessionizerWorker:
                 self._last_record_at = now
             elif self.until_idle_s is not None and self._assigned_once:
                 idle_since = max(self._last_record_at, self._assigned_at)
-                if now - idle_since >= self.until_idle_s:
+                if now - idle_since < self.until_idle_s:
+                    self._drain.close()  # events came (back): not waiting any more
+                    self._drain_since = None
+                elif self._drained(now):
+                    self._drain.close()
                     log.info("idle for %.1fs: committing and exiting", self.until_idle_s)
                     self.stop()
         except Exception as exc:
             self._fail(exc)
+
+    def _waiting(self) -> DrainStatus:
+        """Rows that the clock alone will still make final, summed over the partitions."""
+        rows, deadline, open_episodes = 0, -1, 0
+        for part in self._parts.values():
+            w = part.sessionizer.waiting(include_open=self.close_open_at_exit)
+            rows += w.rows
+            deadline = max(deadline, w.deadline_ms)
+            open_episodes += w.open_episodes
+        # A caught-up partition's clock is wall time minus the slack (see _advance_all).
+        slack_ms = self.settings.idle_clock_slack_s * 1000
+        left = max(0.0, (deadline + slack_ms - self._wall() * 1000) / 1000) if rows else 0.0
+        return DrainStatus(rows, left, open_episodes)
+
+    def _drained(self, now: float) -> bool:
+        """Batch mode, idle: true once no row waits for its reward window any more.
+
+        The wait is bounded by one reward window (plus the clock slack) from its start: rows
+        whose event time lies ahead of this machine's clock stay in the checkpoint, counted in
+        the exit line, rather than holding the batch job up.
+        """
+        status = self._waiting()
+        if status.rows == 0:
+            return True
+        if self._drain_since is None:
+            self._drain_since = now
+        limit = self.settings.reward_window_s + self.settings.idle_clock_slack_s + 1.0
+        if now - self._drain_since > limit:
+            log.warning(
+                "%d rows still wait for reward windows after %.0f s (event times ahead of "
+                "this machine's clock?); they stay in the checkpoint",
+                status.rows,
+                limit,
+            )
+            return True
+        self._drain.update(status)
+        return False
 
     def _due(self) -> bool:
         """Time to seal a batch: enough rows, or ``batch_max_seconds`` since the last one.
@@ -321,6 +371,8 @@ class SessionizerWorker:
                     waiting += lag
             if final or (high is not None and part.last_offset + 1 >= high):
                 part.sessionizer.advance(wall_clock_ms)
+            if final and self.close_open_at_exit:
+                part.sessionizer.close_open(wall_clock_ms)
             self._collect(part)
         self.metrics.open_episodes.set(
             sum(p.sessionizer.open_episodes for p in self._parts.values())

@@ -1,0 +1,131 @@
+"""``policyloop sessionize --until-idle``: a batch job that writes every row it can before exiting.
+
+Each run is the real command against the real broker and a real Delta table; the rows expected
+come from the workload's own description (``tests/sessionizer/workload.py``).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from datetime import datetime
+
+import pytest
+
+from services.sdk import DecisionLogger
+from services.sdk.settings import SdkSettings
+from tests.sessionizer.workload import (
+    Episode,
+    expected_rows,
+    log_episodes,
+    make_episodes,
+    table_rows,
+    worker_command,
+)
+
+pytestmark = pytest.mark.integration
+
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ", re.M)
+
+
+def _run(kafka, table_uri, *extra: str, until_idle: float = 1.0) -> subprocess.CompletedProcess:
+    cmd = worker_command(kafka, table_uri, until_idle=until_idle, extra=list(extra))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+
+
+def _logged_at(stderr: str, text: str) -> float:
+    """The time of the worker's first log line containing ``text``."""
+    for line in stderr.splitlines():
+        if text in line:
+            stamp = _STAMP.match(line)
+            assert stamp, line
+            return datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    raise AssertionError(f"no line with {text!r} in:\n{stderr[-3000:]}")
+
+
+def _log_open_episode(kafka, spool, episode_id: str, steps: int, *, end: bool) -> None:
+    """``steps`` decisions of one episode, ended or not."""
+    with DecisionLogger(kafka=kafka, settings=SdkSettings(spool_dir=str(spool))) as logger:
+        for s in range(steps):
+            logger.decision(episode_id, s, {"x": float(s)}, s % 3, [0, 1, 2], 0.25, "v1")
+        if end:
+            logger.end_episode(episode_id, False)
+        logger.flush(30)
+
+
+def test_ended_episodes_wait_out_their_reward_window_and_every_row_is_written(kafka, tmp_path):
+    episodes = make_episodes(100, seed=11)
+    log_episodes(kafka, episodes, tmp_path / "spool")
+    done = _run(kafka, tmp_path / "timeline", "--reward-window", "6")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert table_rows(tmp_path / "timeline") == expected_rows(episodes)
+    wait = re.search(r"waiting (\d+) s for the reward windows of (\d+) rows", done.stderr)
+    assert wait, done.stderr[-3000:]
+    assert int(wait.group(2)) > 0
+
+
+def test_the_wait_is_bounded_by_the_reward_window(kafka, tmp_path):
+    episodes = make_episodes(50, seed=12)
+    log_episodes(kafka, episodes, tmp_path / "spool")
+    window, slack = 6.0, 0.2  # slack: worker_command's --idle-clock-slack
+    done = _run(kafka, tmp_path / "timeline", "--reward-window", str(window))
+    assert done.returncode == 0, done.stderr[-3000:]
+    announced = int(re.search(r"waiting (\d+) s", done.stderr).group(1))
+    assert announced <= window + slack
+    waited = _logged_at(done.stderr, "idle for") - _logged_at(done.stderr, "waiting")
+    assert waited <= window + slack + 1.0
+    assert table_rows(tmp_path / "timeline") == expected_rows(episodes)
+
+
+def test_historical_events_close_at_once_without_waiting(kafka, tmp_path):
+    old = int(time.time() * 1000) - 30 * 86_400_000
+    with DecisionLogger(kafka=kafka, settings=SdkSettings(spool_dir=str(tmp_path))) as logger:
+        for e in range(20):
+            for s in range(3):
+                logger.decision(f"h{e}", s, {"x": 1.0}, 0, [0, 1], 0.5, "v1", ts=old + s)
+            logger.end_episode(f"h{e}", True, ts=old + 3)
+        logger.flush(30)
+    done = _run(kafka, tmp_path / "timeline", "--reward-window", "60")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "waiting" not in done.stderr
+    assert "60 rows written" in done.stdout
+
+
+def test_an_episode_still_open_at_exit_is_reported_and_a_later_run_writes_it(kafka, tmp_path):
+    episodes = make_episodes(30, seed=13)
+    log_episodes(kafka, episodes, tmp_path / "spool")
+    _log_open_episode(kafka, tmp_path / "spool", "open-1", 3, end=False)
+    table = tmp_path / "timeline"
+    first = _run(kafka, table)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "1 episodes have not ended: kept in the checkpoint" in first.stdout
+    rows = table_rows(table)
+    assert ("open-1", 2) not in rows  # its last row waits for the episode's end
+
+    with DecisionLogger(
+        kafka=kafka, settings=SdkSettings(spool_dir=str(tmp_path / "spool"))
+    ) as logger:
+        logger.end_episode("open-1", False)
+        logger.flush(30)
+    second = _run(kafka, table)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "have not ended" not in second.stdout
+    expected = expected_rows([*episodes, Episode("open-1", 3, {}, terminal=False)])
+    assert table_rows(table) == expected
+
+
+def test_close_open_episodes_writes_them_as_truncated_at_exit(kafka, tmp_path):
+    _log_open_episode(kafka, tmp_path / "spool", "never-ends", 4, end=False)
+    table = tmp_path / "timeline"
+    done = _run(kafka, table, "--close-open-episodes")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "have not ended" not in done.stdout
+    assert table_rows(table) == expected_rows([Episode("never-ends", 4, {}, terminal=False)])
+
+
+def test_close_open_episodes_needs_a_batch_run(kafka, tmp_path):
+    cmd = worker_command(kafka, tmp_path / "timeline", extra=["--close-open-episodes"])
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--close-open-episodes: only with --until-idle" in done.stderr
