@@ -11,27 +11,25 @@ well: it counts reward per policy version in its metrics, forgets the episode's 
 end, and — when it has a ``DecisionLogger`` attached — logs the episode itself. Give the fleet a
 ``logger`` *or* attach one to the client, not both, or every event is logged twice.
 
-Environments are adapted by :data:`ENVIRONMENTS`: how an observation becomes the state map, and
-which actions are possible at each step.
+Any gymnasium environment with a ``Discrete`` action space can be played: registered ids,
+``module:Class`` and ``module:function`` (:mod:`services.simulator.environments` makes and adapts
+it: how an observation becomes the state map, and which actions are possible at each step).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import gymnasium as gym
 import numpy as np
 
-from services.simulator import recommendation_env
+from services.simulator.environments import open_environment
 
 __all__ = [
-    "ENVIRONMENTS",
     "ActingPolicy",
     "Decision",
-    "EnvAdapter",
     "EpisodeStats",
     "UniformPolicy",
     "play_episodes",
@@ -68,41 +66,6 @@ class UniformPolicy:
         n = len(possible_actions)
         index = self._rng.randrange(n)
         return Decision(possible_actions[index], 1.0 / n, [1.0 / n] * n, self.version)
-
-
-@dataclass(frozen=True)
-class EnvAdapter:
-    """How the fleet talks to one environment."""
-
-    env_id: str
-    feature_names: list[str]
-    possible_actions: Callable[[gym.Env, dict[str, Any]], list[int]]
-    make_kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def state(self, observation: np.ndarray) -> dict[str, float]:
-        return {
-            name: float(value) for name, value in zip(self.feature_names, observation, strict=True)
-        }
-
-
-def _all_actions(env: gym.Env, info: dict[str, Any]) -> list[int]:
-    return list(range(env.action_space.n))
-
-
-def _available_items(env: gym.Env, info: dict[str, Any]) -> list[int]:
-    return list(info["possible_actions"])
-
-
-ENVIRONMENTS: dict[str, EnvAdapter] = {
-    "CartPole-v1": EnvAdapter(
-        "CartPole-v1",
-        ["cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity"],
-        _all_actions,
-    ),
-    recommendation_env.ENV_ID: EnvAdapter(
-        recommendation_env.ENV_ID, recommendation_env.feature_names(4), _available_items
-    ),
-}
 
 
 @dataclass
@@ -148,18 +111,21 @@ def play_episodes(
     episode_prefix: str = "ep",
     gamma: float = 0.99,
     on_episode: Callable[[], None] | None = None,
+    *,
+    env_kwargs: Mapping[str, Any] | None = None,
 ) -> EpisodeStats:
     """Play ``episodes`` episodes of ``env_id`` with ``policy``, logging through ``logger``.
 
+    ``env_id`` is any env spec :func:`~services.simulator.environments.make_env` takes, made
+    with ``env_kwargs``; one it cannot play raises ``EnvironmentRefused`` (a ``ValueError``).
     Episode ``n`` is reset with seed ``seed + n`` and named ``f"{episode_prefix}-{n}"``, so a
     run is reproducible and its episode ids are unique per prefix.
     """
-    if env_id not in ENVIRONMENTS:
-        raise ValueError(f"env={env_id!r}: unknown; choose one of {sorted(ENVIRONMENTS)}")
-    adapter = ENVIRONMENTS[env_id]
     policy_reward = getattr(policy, "reward", None)
     policy_end = getattr(policy, "end_episode", None)
-    env = gym.make(env_id, **adapter.make_kwargs)
+    opened = open_environment(env_id, env_kwargs)
+    env, adapter = opened.env, opened.adapter
+    env.action_space.seed(seed)
     stats = EpisodeStats()
     try:
         for n in range(episodes):
@@ -168,7 +134,7 @@ def play_episodes(
             total, discounted, discount, step, version = 0.0, 0.0, 1.0, 0, ""
             while True:
                 state = adapter.state(observation)
-                possible = adapter.possible_actions(env, info)
+                possible = adapter.possible_actions(info)
                 decision = policy.act(episode_id, state, possible)
                 version = decision.policy_version
                 observation, reward, terminated, truncated, info = env.step(decision.action)

@@ -9,7 +9,8 @@ Because the click probabilities are known, the true value of any policy is compu
 per context (``expected_rewards``) and over the user population by Monte Carlo over contexts
 (``true_policy_value``) — which is what the one-step CPE tests and the demo compare against.
 
-Registered with gymnasium as ``policyloop/Recommendation-v0``.
+Registered with gymnasium as ``policyloop/Recommendation-v0`` when this module is imported
+(``services.simulator.environments`` imports it, so the fleet and its workers always know it).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class RecommendationEnv(gym.Env):
         catalogue = np.random.default_rng(catalogue_seed)
         self.n_items = n_items
         self.n_features = n_features
+        #: The state-map names of the observation, read by the fleet's adapter.
+        self.feature_names = feature_names(n_features)
         self.unavailable_prob = unavailable_prob
         self.item_embeddings = catalogue.normal(0.0, 1.0, size=(n_items, n_features))
         self.item_biases = catalogue.normal(-1.0, 0.5, size=n_items)

@@ -13,10 +13,13 @@ from __future__ import annotations
 import multiprocessing
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from services.settings import Settings
-from services.simulator.fleet import ENVIRONMENTS, EpisodeStats, UniformPolicy, play_episodes
+from services.simulator.environments import check_environment
+from services.simulator.fleet import EpisodeStats, UniformPolicy, play_episodes
 
 __all__ = ["FleetRun", "run_fleet"]
 
@@ -46,6 +49,7 @@ class _WorkerPlan:
     episode_prefix: str
     poll_interval_s: float
     metrics_port: int | None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 def _play(plan: _WorkerPlan) -> EpisodeStats:
@@ -66,6 +70,7 @@ def _play(plan: _WorkerPlan) -> EpisodeStats:
                 logger,
                 seed=plan.seed,
                 episode_prefix=plan.episode_prefix,
+                env_kwargs=plan.env_kwargs,
             )
         from services.sdk import PolicyClient
 
@@ -84,6 +89,7 @@ def _play(plan: _WorkerPlan) -> EpisodeStats:
                 None,
                 seed=plan.seed,
                 episode_prefix=plan.episode_prefix,
+                env_kwargs=plan.env_kwargs,
             )
 
 
@@ -98,15 +104,19 @@ def run_fleet(
     run_id: str | None = None,
     poll_interval_s: float = 2.0,
     metrics_port: int | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
 ) -> FleetRun:
     """Play ``episodes`` episodes of ``env_id`` with ``policy`` (``uniform`` or a registry policy
     name) on ``workers`` processes, logging everything to ``settings.kafka``.
 
     Returns once every worker has flushed its logger: everything played is on the broker.
     ``metrics_port`` serves each worker's Prometheus metrics on ``metrics_port + k``.
+    ``env_id`` is any env spec the fleet plays, made with ``env_kwargs`` (plain, picklable data:
+    every worker gets a copy); it is made and checked once here, before any worker starts, so
+    that one it cannot play raises ``EnvironmentRefused`` (a ``ValueError``) with one line.
     """
-    if env_id not in ENVIRONMENTS:
-        raise ValueError(f"env={env_id!r}: unknown; choose one of {sorted(ENVIRONMENTS)}")
+    env_kwargs = dict(env_kwargs or {})
+    check_environment(env_id, env_kwargs)
     if episodes < 1:
         raise ValueError(f"episodes={episodes}: must be at least 1")
     if workers < 1:
@@ -127,6 +137,7 @@ def run_fleet(
                 f"{run_id}-w{k}",
                 poll_interval_s,
                 None if metrics_port is None else metrics_port + k,
+                env_kwargs,
             )
         )
         first += share

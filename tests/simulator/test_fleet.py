@@ -2,57 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
-from schemas.events import EpisodeStepTracker, validate_event
 from services.simulator.fleet import UniformPolicy, play_episodes
 from services.simulator.recommendation_env import ENV_ID
-
-
-class ContractRecorder:
-    """Builds each logged event as the SDK would and validates it against schemas/."""
-
-    def __init__(self):
-        self.events = []
-        self._ids = itertools.count()
-        self._tracker = EpisodeStepTracker()
-
-    def _add(self, event):
-        event["event_id"] = f"e{next(self._ids)}"
-        event["ts"] = 0
-        validate_event(event)
-        self._tracker.check(event)
-        self.events.append(event)
-
-    def decision(self, episode_id, step, state, action, possible, propensity, version, **kw):
-        self._add(
-            {
-                "type": "decision",
-                "episode_id": episode_id,
-                "step": step,
-                "state": state,
-                "action": action,
-                "possible_actions": possible,
-                "propensity": propensity,
-                "policy_version": version,
-                **kw,
-            }
-        )
-
-    def reward(self, episode_id, step, reward):
-        self._add({"type": "reward", "episode_id": episode_id, "step": step, "reward": reward})
-
-    def end_episode(self, episode_id, terminal, last_step):
-        self._add(
-            {
-                "type": "episode_end",
-                "episode_id": episode_id,
-                "terminal": terminal,
-                "last_step": last_step,
-            }
-        )
+from tests.simulator.contract import ContractRecorder
 
 
 def test_uniform_cartpole_returns_about_22():
@@ -92,6 +46,6 @@ def test_cartpole_time_limit_is_logged_as_truncated_not_terminal():
     assert recorder.events[-1]["terminal"] is False
 
 
-def test_unknown_environment_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match=r"env='Pong'.*CartPole-v1"):
+def test_unknown_environment_is_refused_saying_how_to_give_ones_own():
+    with pytest.raises(ValueError, match=r"env 'Pong' is not registered.*'module:Class'"):
         play_episodes("Pong", 1, UniformPolicy())

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from services.cli.main import cli
 from services.settings import Settings
+from services.simulator.environments import EnvironmentRefused
 from services.simulator.recommendation_env import ENV_ID
 from services.simulator.traffic import run_fleet
 from tests.sdk.conftest import read_events
@@ -57,3 +58,21 @@ def test_simulate_refuses_an_unknown_environment_naming_the_flag():
 
     assert result.exit_code == 2
     assert "--env" in result.output and "Nope-v0" in result.output
+
+
+def test_env_kwargs_reach_every_worker_process(kafka, tmp_path):
+    run = run_fleet(
+        _settings(kafka, tmp_path),
+        "CartPole-v1",
+        6,
+        "uniform",
+        workers=2,
+        env_kwargs={"max_episode_steps": 3},
+    )
+
+    assert run.stats.lengths == [3] * 6
+
+
+def test_run_fleet_refuses_a_continuous_action_env_before_starting_workers(tmp_path):
+    with pytest.raises(EnvironmentRefused, match="Discrete action space"):
+        run_fleet(Settings(home=str(tmp_path)), "Pendulum-v1", 4, "uniform", workers=2)
