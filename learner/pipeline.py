@@ -55,6 +55,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _CHUNK = 65_536
+NO_DATA_HINT = (
+    "Run `policyloop sessionize` first (`--until-idle S` for a batch run); rows of ended "
+    "episodes are written once their reward window closes."
+)
 
 
 @dataclass
@@ -300,7 +304,10 @@ def _run(ctx: _Context, *, force: bool, progress: bool) -> RunResult:
     # 1. pin the version
     delta = open_table(s.timeline_uri)
     if delta is None:
-        raise FileNotFoundError(f"timeline_uri {s.timeline_uri!r}: no Delta table there")
+        sentence = (
+            f"Nothing was published: no timeline table at {s.timeline_uri} (0 rows). {NO_DATA_HINT}"
+        )
+        return RunResult(ctx.run_id, "rejected", sentence, [sentence], s.timeline_uri)
     version = delta.version()
     last = last_logged_table_version(s.gate_log_uri, s.policy_name, s.timeline_uri)
     if last is not None and last == version and not force:
@@ -353,9 +360,17 @@ def _run(ctx: _Context, *, force: bool, progress: bool) -> RunResult:
             f"min_eval_episodes={s.min_eval_episodes}"
         )
     if too_little:
-        sentence = f"Nothing was published: not enough data ({'; '.join(too_little)})."
+        sentence = (
+            f"Nothing was published: not enough data in {s.timeline_uri} at version {version} "
+            f"({rows} rows, {episodes} episodes: {'; '.join(too_little)}). {NO_DATA_HINT}"
+        )
         return _reject(
-            ctx, sentence, [sentence[:-1]], base, algorithm=s.trainer.algorithm, kind=kind
+            ctx,
+            sentence,
+            [*too_little, NO_DATA_HINT],
+            base,
+            algorithm=s.trainer.algorithm,
+            kind=kind,
         )
 
     # 3. incumbent, normalizer, training
