@@ -1,6 +1,6 @@
 """Arrow schemas of the Delta tables: ``timeline``, ``gate_log`` and ``rollout_log``.
 
-The timeline is ReAgent-compatible in meaning (ReAgent's names in DESIGN.md). Choices that
+The timeline is ReAgent-compatible in meaning (ReAgent names: docs/architecture.md). Choices that
 matter to readers in Spark, Trino, DuckDB or Polars:
 
 * times are ``timestamp[us, UTC]`` (Delta's timestamp type); ``ds`` is the UTC date of ``ts`` as

@@ -1,6 +1,6 @@
 """The policy registry: versioned, verified TorchScript policies and the pointers to them.
 
-Layout (DESIGN.md)::
+Layout (docs/architecture.md)::
 
     <registry>/<policy>/v1/policy.pt        TorchScript, preprocessing included
     <registry>/<policy>/v1/manifest.json    features, normalization, actions, ..., sha256
