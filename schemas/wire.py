@@ -12,7 +12,8 @@ A record value is either one event (a map with ``type``) or a batch::
     {"schema_version": 1, "events": [event, event, ...]}
 
 A batch holds events of one partition (the SDK batches per partition and sends each record to
-an explicit partition with no key; consumers must read ``episode_id`` from each event). Batching many events per record is the throughput lever: per-record cost dominates.
+an explicit partition with no key; consumers must read ``episode_id`` from each event).
+Batching many events per record is the throughput lever: per-record cost dominates.
 """
 
 from __future__ import annotations
