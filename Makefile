@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch 2.13.0 resolves to the machine's local CPU wheel; unpinned it would pull CUDA.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,bench]'
+	# d3rlpy is the trainer-speed benchmark's comparison only. It pins gymnasium==1.0.0, so it is
+	# installed without its pins (its other needs are the bench extra) to keep the product's
+	# gymnasium. `make test` runs every benchmark in smoke mode, so it is installed here too.
+	$(BIN)/pip install -q --no-deps d3rlpy==2.8.1
 	touch $(STAMP)
 
 # Debian packages for the monitoring tests (real Prometheus and Pushgateway); skipped when present.
@@ -41,10 +45,6 @@ test: $(STAMP) apt-deps lint
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	# d3rlpy is the trainer-speed comparison only. It pins gymnasium==1.0.0, so it is installed
-	# without its pins (its other needs listed here) to keep the product's gymnasium.
-	$(BIN)/pip install -q --no-deps d3rlpy==2.8.1
-	$(BIN)/pip install -q click colorama dataclasses-json gym h5py scikit-learn structlog
 	$(BIN)/python -m tests.benchmarks $(BENCH)
 
 clean:

@@ -35,6 +35,7 @@ from learner.data import LoggedData, split_by_episode
 from learner.preprocessing import fit_normalizer
 from learner.serving import ServedPolicy, export_policy, load_policy
 from learner.trainers import TrainerSettings, train
+from tests.benchmarks.smoke import exit_code, sized
 
 __all__ = [
     "FEATURES",
@@ -50,10 +51,13 @@ FEATURES = ["cart_position", "cart_velocity", "pole_angle", "pole_angular_veloci
 GAMMA = 0.99
 # 2,000 (the issue asks >= 1,000): in the in-memory sweep the worst of 5 data seeds rose
 # from 138 to 187 greedy with the default trainer, and from 48 to 102 with cql_alpha 0.3 alone.
-EPISODES = 2000
-EVAL_EPISODES = 100
+EPISODES = sized(2000, 40)
+EVAL_EPISODES = sized(100, 2)
 TARGET_RETURN = 195.0
-SEEDS = (0, 1, 2, 3, 4)
+SEEDS = sized((0, 1, 2, 3, 4), (0,))
+# Smoke mode trains and evaluates for a few steps only: it proves the path, not the quality.
+SMOKE_TRAINER: dict[str, Any] = sized({}, {"steps": 50, "ensemble_size": 1})
+SMOKE_CPE: dict[str, Any] = sized({}, {"n_bootstrap": 20, "fqe": {"n_steps": 50}})
 
 
 def collect_random_cartpole(episodes: int, seed: int) -> LoggedData:
@@ -144,7 +148,7 @@ def train_and_evaluate_from_logged(
     """Split, normalize, train, export to policy.pt bytes, reload, play greedy and served."""
     train_data, _ = split_by_episode(data, 0.3, seed)
     normalizer = fit_normalizer(train_data.states, train_data.feature_names)
-    settings = settings or TrainerSettings(seed=seed)
+    settings = settings or TrainerSettings(seed=seed, **SMOKE_TRAINER)
     result = train(train_data, settings, normalizer, progress=False)
     blob = export_policy(result.policy, normalizer, data.feature_names, data.actions_space)
     module = load_policy(blob)
@@ -175,7 +179,8 @@ def train_and_evaluate_from_timeline(timeline_uri: str, workdir: Path, seed: int
         registry_uri=str(workdir / "registry"),
         reports_dir=str(workdir / "reports"),
         seed=seed,
-        trainer=TrainerSettings(seed=seed),
+        trainer=TrainerSettings(seed=seed, **SMOKE_TRAINER),
+        cpe=SMOKE_CPE,
     )
     started = time.perf_counter()
     run = run_once(settings, force=True, progress=False)
@@ -315,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'TARGET MET' if met else 'TARGET MISSED'}")  # fmt: skip
     print("command: .venv/bin/python -m tests.benchmarks.bench_learner_quality "
           + " ".join(argv or []))  # fmt: skip
-    return 0 if met else 1
+    return exit_code(met)
 
 
 if __name__ == "__main__":

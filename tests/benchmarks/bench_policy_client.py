@@ -31,12 +31,13 @@ from rich.progress import Progress
 
 from learner.registry import Registry
 from services.sdk import PolicyClient
+from tests.benchmarks.smoke import exit_code, sized
 from tests.rollout.factory import publish
 
 COMMAND = "make bench BENCH=policy_client  (.venv/bin/python -m tests.benchmarks policy_client)"
-CALLS = 100_000
-LOGGED_CALLS = 50_000
-RAW_CALLS = 20_000
+CALLS = sized(100_000, 2_000)
+LOGGED_CALLS = sized(50_000, 1_000)
+RAW_CALLS = sized(20_000, 200)
 EPISODE_STEPS = 20
 TARGET_CALLS_PER_S = 20_000
 TARGET_P99_MS = 1.0
@@ -159,7 +160,7 @@ def main() -> int:
             f"(no logger, 64x64 MLP): {'met' if ok else 'MISSED'}"
         )
         console.print(f"command: {COMMAND}")
-        return 0 if ok else 1
+        return exit_code(ok)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 

@@ -33,11 +33,12 @@ from services.broker.embedded import start_broker, stop_broker
 from services.kafka_settings import KafkaSettings
 from services.kafka_topics import ensure_topics
 from services.sdk import DecisionLogger, SdkSettings
+from tests.benchmarks.smoke import exit_code, sized
 
 COMMAND = "make bench BENCH=sdk  (.venv/bin/python -m tests.benchmarks sdk)"
-SDK_EVENTS = 1_000_000
-RAW_EVENTS = 100_000
-EPISODES = 10_000
+SDK_EVENTS = sized(1_000_000, 5_000)
+RAW_EVENTS = sized(100_000, 1_000)
+EPISODES = sized(10_000, 100)
 TARGET_EVENTS_PER_S = 100_000
 TARGET_P99_US = 50.0
 #: Lowering the GIL switch interval is a documented SdkSettings option (process-global).
@@ -77,7 +78,7 @@ def _bench_sdk(kafka: KafkaSettings, spool_dir: str) -> tuple[float, float, floa
         task = progress.add_task("SDK: decision() calls", total=SDK_EVENTS)
         started = time.perf_counter()
         for base in range(0, SDK_EVENTS, chunk):
-            for i in range(base, base + chunk):
+            for i in range(base, min(base + chunk, SDK_EVENTS)):
                 state, action, probs, propensity = work[i % n_work]
                 t0 = clock()
                 decision(
@@ -91,7 +92,7 @@ def _bench_sdk(kafka: KafkaSettings, spool_dir: str) -> tuple[float, float, floa
                     action_probs=probs,
                 )
                 latencies[i] = clock() - t0
-            progress.update(task, completed=base + chunk)
+            progress.update(task, completed=min(base + chunk, SDK_EVENTS))
             progress.refresh()
         accepted_at = time.perf_counter()
         logger.flush(timeout=300)
@@ -187,7 +188,7 @@ def main() -> int:
     print(f"raw kafka-python, one record per event: {RAW_EVENTS:,} events, {raw_eps:,.0f} events/s")
     print(f"ratio SDK / raw: {eps / raw_eps:.1f}x")
     print("(the machine is shared: figures are indicative)")
-    return 0 if ok_rate and ok_p99 else 1
+    return exit_code(ok_rate and ok_p99)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from services.kafka_settings import KafkaSettings
 from services.kafka_topics import ensure_topics
 from services.sdk import DecisionLogger
 from services.sdk.settings import SdkSettings
+from tests.benchmarks.smoke import exit_code, sized
 
 TARGET_EVENTS_PER_S = 50_000
 TARGET_P99_S = 5.0
@@ -147,7 +148,8 @@ def _quantile(q: float, before: list, after: list) -> float:
 
 
 def main() -> int:
-    episodes = int(os.environ.get("BENCH_SESSIONIZER_EPISODES", "112000"))  # 1,008,000 events
+    # 112,000 episodes = 1,008,000 events
+    episodes = int(os.environ.get("BENCH_SESSIONIZER_EPISODES", sized("112000", "2000")))
     events = episodes * EVENTS_PER_EPISODE
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="bench-sessionizer-"))
@@ -256,7 +258,7 @@ def main() -> int:
             + f" on {os.cpu_count()} CPUs"
         )
         console.print("command: .venv/bin/python -m tests.benchmarks sessionizer")
-        return 0 if ok else 1
+        return exit_code(ok)
     finally:
         if worker is not None and worker.poll() is None:
             worker.terminate()

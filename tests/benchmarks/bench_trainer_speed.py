@@ -25,14 +25,15 @@ import torch
 
 from learner.trainers import TrainerSettings, train
 from tests.benchmarks.bench_learner_quality import collect_random_cartpole
+from tests.benchmarks.smoke import exit_code, sized
 
 HIDDEN = [256, 256]
 THREADS = 2
-EPISODES = 2000
-SEEDS = (0, 1, 2)
+EPISODES = sized(2000, 30)
+SEEDS = sized((0, 1, 2), (0,))
 #: (batch size, gradient steps): policyloop's default batch, and d3rlpy's
-RUNS = ((256, 6000), (32, 6000))
-EVAL_EPISODES = 20
+RUNS = sized(((256, 6000), (32, 6000)), ((32, 50),))
+EVAL_EPISODES = sized(20, 2)
 TARGET_RATIO = 3.0
 TARGET_UPDATE = 50  # hard target update period, the same for both (policyloop's default)
 CQL_ALPHA = 1.0  # d3rlpy's default, for both
@@ -150,7 +151,8 @@ def main() -> int:
     try:
         import d3rlpy  # noqa: F401
     except ImportError:
-        print("d3rlpy is not installed: pip install -e '.[bench]' (d3rlpy==2.8.1)")
+        print("d3rlpy is not installed: `make bench` installs it (pip install -e '.[bench]' and "
+              "pip install --no-deps d3rlpy==2.8.1)")  # fmt: skip
         return 1
     data = collect_random_cartpole(EPISODES, seed=0)
     print(f"data: {len(data)} transitions from {EPISODES} uniform-random CartPole-v1 episodes; "
@@ -160,7 +162,7 @@ def main() -> int:
     print(f"{'TARGET MET' if all(met) else 'TARGET MISSED'} "
           f"(at {sum(met)} of {len(met)} batch sizes)")  # fmt: skip
     print("command: .venv/bin/python -m tests.benchmarks trainer_speed")
-    return 0 if all(met) else 1
+    return exit_code(all(met))
 
 
 if __name__ == "__main__":
