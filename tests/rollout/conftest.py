@@ -67,3 +67,15 @@ def controller(registry, tmp_path, clock, metrics) -> RolloutController:
         metrics_registry=metrics,
         clock=clock,
     )
+
+
+@pytest.fixture
+def env(registry, tmp_path) -> dict[str, str]:
+    """``POLICYLOOP_*`` variables pointing the CLI at this test's registry and tables."""
+    return {
+        "POLICYLOOP_LEARNER__REGISTRY_URI": registry.uri,
+        "POLICYLOOP_LEARNER__POLICY_NAME": "cartpole",
+        "POLICYLOOP_LEARNER__TIMELINE_URI": str(tmp_path / "timeline"),
+        "POLICYLOOP_LEARNER__ANNOUNCE": "false",
+        "POLICYLOOP_ROLLOUT__ROLLOUT_LOG_URI": str(tmp_path / "rollout_log"),
+    }

@@ -8,17 +8,6 @@ from click.testing import CliRunner
 from services.cli.main import cli
 
 
-@pytest.fixture
-def env(registry, tmp_path) -> dict[str, str]:
-    return {
-        "POLICYLOOP_LEARNER__REGISTRY_URI": registry.uri,
-        "POLICYLOOP_LEARNER__POLICY_NAME": "cartpole",
-        "POLICYLOOP_LEARNER__TIMELINE_URI": str(tmp_path / "timeline"),
-        "POLICYLOOP_LEARNER__ANNOUNCE": "false",
-        "POLICYLOOP_ROLLOUT__ROLLOUT_LOG_URI": str(tmp_path / "rollout_log"),
-    }
-
-
 def _run(env, *args):
     return CliRunner().invoke(cli, ["rollout", *args], env=env)
 

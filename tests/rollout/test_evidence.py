@@ -27,6 +27,21 @@ def test_a_clearly_worse_candidate_is_called_worse_with_a_small_p_value():
     assert result.worse and result.p_value < 0.05 and result.statistic < 0
 
 
+def test_a_moderately_worse_candidate_is_called_worse_in_at_least_80_percent_of_trials():
+    # 100 episodes a side, std 2: the standard error of the difference is 2 * sqrt(2 / 100)
+    # = 0.283. A drop of 0.83 is 2.93 standard errors, so the one-sided test at alpha 0.05
+    # (critical z -1.645) calls it worse with probability Phi(2.93 - 1.645) = 0.90.
+    trials = 400
+    calls = [
+        compare_returns(
+            "c", _sample(9.17, 100, s), "i", _sample(10.0, 100, 5000 + s), alpha=0.05
+        ).worse
+        for s in range(trials)
+    ]
+    power = sum(calls) / trials
+    assert power >= 0.8, power  # 0.9 expected; 0.8 is 6.7 binomial standard errors below
+
+
 def test_the_tolerance_forgives_a_small_relative_drop():
     cand, inc = _sample(9.7, 400, 3, std=0.5), _sample(10.0, 400, 4, std=0.5)
     assert compare_returns("c", cand, "i", inc, alpha=0.05).worse
