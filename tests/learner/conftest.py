@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,19 +122,28 @@ def fast_settings(home: Path, **overrides: Any) -> LearnerSettings:
     return LearnerSettings.model_validate(values)
 
 
-def read_policy_updates(kafka: KafkaSettings, expected: int, timeout_s: float = 20.0) -> list[dict]:
-    """Every message on the policy-updates topic, from the beginning (no consumer group)."""
+def read_policy_updates(kafka: KafkaSettings, timeout_s: float = 20.0) -> list[dict]:
+    """Every message on the policy-updates topic, read from the beginning up to the end offsets
+    it has now (no consumer group), so a duplicate announcement shows up as a second message."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False)
     try:
-        partition = TopicPartition(kafka.policy_updates_topic, 0)
-        consumer.assign([partition])
-        consumer.seek_to_beginning(partition)
-        messages: list[dict] = []
-        batches = consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=expected)
-        for records in batches.values():
-            messages.extend(json.loads(r.value) for r in records)
-        return messages
+        topic = kafka.policy_updates_topic
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        records = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(p) < ends[p] for p in partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: not read to its end offsets {ends} in {timeout_s} s")
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        records.sort(key=lambda r: (r.timestamp, r.partition, r.offset))
+        return [json.loads(r.value) for r in records]
     finally:
         consumer.close()

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -112,34 +113,84 @@ def test_registry_show_prints_the_manifest(learned):
 
 
 @pytest.mark.integration
-def test_cpe_of_a_registry_version_prints_every_estimator(learned):
+def test_cpe_of_a_registry_version_prints_a_row_per_estimator_with_its_value(learned):
     _, config, _ = learned
     result = _invoke(config, "cpe", "--policy", "v1")
     assert result.exit_code == 0, result.output
-    for name in ("ips", "snips", "dm", "dr", "sndr", "switch_dr", "logged"):
-        assert name in result.output
+    as_json = json.loads(_invoke(config, "cpe", "--policy", "v1", "--json").output)
+    rows = _table_rows(result.output)
+    estimates = {**as_json["estimates"], "logged": as_json["logged_value"]}
+    assert set(rows) == set(estimates) >= {"ips", "snips", "dm", "dr", "sndr", "switch_dr"}
+    for name, estimate in estimates.items():
+        low, high = estimate["ci_low"], estimate["ci_high"]
+        assert rows[name][:2] == [f"{estimate['value']:,.4g}", f"[{low:,.4g}, {high:,.4g}]"], name
     assert "effective sample size" in result.output
 
 
-@pytest.mark.integration
-def test_cpe_of_external_target_probs_as_json(learned, tmp_path):
-    _, config, _ = learned
-    rows = bandit_rows(1500, seed=0)
-    # an external policy: always action "1" with probability 0.9
-    table = pa.table(
+def _table_rows(output: str) -> dict[str, list[str]]:
+    """The cells after the first of each body row of the printed table, by that first cell."""
+    rows = {}
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if cells and cells[0] and cells[0] != "estimator":
+            assert cells[0] not in rows, f"two rows for {cells[0]!r}"
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+TARGET_RIGHT = 0.85  # what the external policy puts on the action its decision rewards
+
+
+def _target_probs(rows: list[dict], order: list[int] | None = None) -> pa.Table:
+    """An external policy's probabilities, decision by decision: TARGET_RIGHT on the action that
+    pays in that decision ("1" iff x > 0), the rest on the other. On any set of decisions it
+    is worth exactly TARGET_RIGHT; the uniform logger is worth 0.5, and so is this policy's
+    file joined to the wrong decisions. ``order`` writes the rows in that order."""
+    probs = []
+    for row in rows:
+        p_one = TARGET_RIGHT if row["state"]["x"] > 0 else 1 - TARGET_RIGHT
+        probs.append([1 - p_one, p_one])
+    order = range(len(rows)) if order is None else order
+    return pa.table(
         {
-            "decision_id": [r["decision_id"] for r in rows],
-            "action_probs": [[0.1, 0.9] for _ in rows],
+            "decision_id": [rows[i]["decision_id"] for i in order],
+            "action_probs": [probs[i] for i in order],
         }
     )
-    path = tmp_path / "probs.parquet"
-    pq.write_table(table, path)
-    result = _invoke(config, "cpe", "--target-probs", str(path), "--all-data", "--json")
+
+
+def _cpe_json(config: Path, probs: str, *args: str) -> dict:
+    result = _invoke(config, "cpe", "--target-probs", probs, "--json", *args)
     assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
+    return json.loads(result.output)
+
+
+@pytest.mark.integration
+def test_cpe_of_external_target_probs_finds_their_true_value_not_the_loggers(learned, tmp_path):
+    _, config, _ = learned
+    path = tmp_path / "probs.parquet"
+    pq.write_table(_target_probs(bandit_rows(1500, seed=0)), path)
+    out = _cpe_json(config, str(path), "--all-data")
     assert out["scope"].startswith("all decisions") and out["rows"] == 1500
-    # true value: 0.9 * P(x > 0) + 0.1 * P(x <= 0) = 0.5
-    assert out["estimates"]["ips"]["ci_low"] < 0.5 < out["estimates"]["ips"]["ci_high"]
+    for name in ("ips", "snips", "dr"):
+        estimate = out["estimates"][name]
+        assert estimate["ci_low"] < TARGET_RIGHT < estimate["ci_high"], name
+        assert estimate["value"] > out["logged_value"]["ci_high"] + 0.2, name
+    assert out["logged_value"]["ci_low"] < 0.5 < out["logged_value"]["ci_high"]
+
+
+@pytest.mark.integration
+def test_cpe_of_target_probs_does_not_depend_on_the_order_of_the_files_rows(learned, tmp_path):
+    _, config, _ = learned
+    rows = bandit_rows(1500, seed=0)
+    shuffled = np.random.default_rng(7).permutation(len(rows)).tolist()
+    pq.write_table(_target_probs(rows), tmp_path / "in_order.parquet")
+    pq.write_table(_target_probs(rows, shuffled), tmp_path / "shuffled.parquet")
+    in_order = _cpe_json(config, str(tmp_path / "in_order.parquet"))
+    reordered = _cpe_json(config, str(tmp_path / "shuffled.parquet"))
+    assert in_order["estimates"]["ips"]["value"] > 0.75  # joined, not ignored
+    for key in ("estimates", "logged_value", "diagnostics", "rows"):
+        assert reordered[key] == in_order[key], key
 
 
 @pytest.mark.integration
@@ -231,18 +282,10 @@ def test_cpe_reads_target_probs_from_a_delta_table(learned, tmp_path):
     _, config, _ = learned
     rows = bandit_rows(1500, seed=0)
     uri = str(tmp_path / "probs_table")
-    write_deltalake(
-        uri,
-        pa.table(
-            {
-                "decision_id": [r["decision_id"] for r in rows],
-                "action_probs": [[0.5, 0.5] for _ in rows],
-            }
-        ),
-    )
-    result = _invoke(config, "cpe", "--target-probs", uri, "--json")
-    assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
-    # the uniform policy is the logger itself: every importance weight is 1
-    assert out["diagnostics"]["max_importance_weight"] == pytest.approx(1.0)
-    assert out["estimates"]["ips"]["value"] == pytest.approx(out["logged_value"]["value"])
+    shuffled = np.random.default_rng(3).permutation(len(rows)).tolist()
+    write_deltalake(uri, _target_probs(rows, shuffled))
+    out = _cpe_json(config, uri)
+    assert out["scope"].startswith("the eval split") and out["rows"] < 1500
+    estimate = out["estimates"]["ips"]
+    assert estimate["ci_low"] < TARGET_RIGHT < estimate["ci_high"]
+    assert estimate["value"] > out["logged_value"]["ci_high"] + 0.2

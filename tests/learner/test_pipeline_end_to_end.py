@@ -138,20 +138,28 @@ def test_failed_run_publishes_nothing_and_is_not_logged(tmp_path, monkeypatch):
 
 
 def test_failure_after_storing_the_version_discards_it(home_with_v1, monkeypatch):
+    """The gate publishes v2 (beating the logged policy is enough here), the run stores it, and
+    then the gate log cannot be written: v2 must be gone and CURRENT still v1."""
     settings = home_with_v1
     write_timeline(settings.timeline_uri, bandit_rows(300, seed=1, start=10_000))
     settings = settings.model_copy(
         update={"gate": settings.gate.model_copy(update={"beat_incumbent": False})}
     )
+    registry = Registry(settings.registry_uri, settings.policy_name)
+    history = registry.history()
+    seen = []
 
-    def unwritable(*args, **kwargs):
+    def unwritable(uri, entries):
+        seen.append(([(e.decision, e.candidate_version) for e in entries], registry.versions()))
         raise OSError("gate_log is read-only")
 
     monkeypatch.setattr("learner.pipeline.append_gate_log", unwritable)
     result = run_once(settings)
-    assert result.status == "failed"
-    registry = Registry(settings.registry_uri, settings.policy_name)
+    assert seen == [([("publish", "v2")], ["v1", "v2"])]  # stored when the log was written
+    assert result.status == "failed" and "gate_log is read-only" in result.error
     assert registry.versions() == ["v1"] and registry.current() == "v1"
+    assert not (Path(settings.registry_uri) / settings.policy_name / "v2").exists()
+    assert registry.history() == history
 
 
 def test_too_few_eval_episodes_reject_with_the_reason(tmp_path):
@@ -164,21 +172,28 @@ def test_too_few_eval_episodes_reject_with_the_reason(tmp_path):
     assert Path(result.report_path).exists()
 
 
-def test_sequential_run_is_gated_by_weighted_dr_and_reported(tmp_path):
+def test_sequential_run_with_a_better_policy_in_reach_publishes_it_gated_by_weighted_dr(tmp_path):
+    """Four-step episodes, undiscounted: the uniform logger earns about 2 per episode, matching
+    the sign of x every step earns 4. FQE gets enough Bellman backups (30 > 4 steps) for the
+    gate to trust the model weighted DR rests on, so publishing is the only right verdict."""
     write_timeline(tmp_path / "timeline", chain_rows(300, seed=0))
     settings = fast_settings(tmp_path, announce=False)
-    result = run_once(settings)
-    assert result.status in ("published", "rejected"), result.error
+    fqe = settings.cpe.fqe.model_copy(update={"n_steps": 1500, "target_update_every": 50})
+    cpe = settings.cpe.model_copy(update={"gamma": 1.0, "fqe": fqe})
+    result = run_once(settings.model_copy(update={"cpe": cpe}))
+    assert result.status == "published", result.sentence
     assert result.candidate_cpe.kind == "sequential"
+    wdr, logged = result.candidate_cpe.estimates["wdr"], result.candidate_cpe.logged_value
+    assert logged.ci_low < 2.0 < logged.ci_high and wdr.ci_low > logged.ci_high + 1.0
     row = read_gate_log(settings.gate_log_uri).to_pylist()[0]
-    assert row["gate_estimator"] == "wdr"
+    assert row["decision"] == "publish" and row["gate_estimator"] == "wdr"
     assert {e["estimator"] for e in row["estimates"]} >= {"pdis", "wpdis", "wdr", "fqe"}
     assert Path(result.report_path).exists()
 
 
-def test_published_version_is_announced_on_policy_updates(tmp_path, kafka):
+def test_published_version_is_announced_once_on_policy_updates(tmp_path, kafka):
     write_timeline(tmp_path / "timeline", bandit_rows(1500, seed=0))
     result = run_once(fast_settings(tmp_path), kafka=kafka)
     assert result.status == "published"
-    messages = read_policy_updates(kafka, expected=1)
-    assert [(m["policy"], m["version"]) for m in messages] == [("test", "v1")]
+    messages = read_policy_updates(kafka)
+    assert [(m["policy"], m["version"], m["promoted"]) for m in messages] == [("test", "v1", True)]

@@ -28,8 +28,8 @@ def test_unpromoted_publication_is_stored_logged_and_announced_but_current_is_ke
     row = read_gate_log(settings.gate_log_uri).to_pylist()[0]
     assert row["decision"] == "publish" and row["candidate_version"] == "v1"
     assert "not promoted" in result.sentence
-    messages = read_policy_updates(kafka, expected=1)
-    assert [(m["version"], m["promoted"]) for m in messages] == [("v1", False)]
+    messages = read_policy_updates(kafka)
+    assert [(m["policy"], m["version"], m["promoted"]) for m in messages] == [("test", "v1", False)]
 
 
 def test_learn_no_promote_flag_leaves_current_unset(tmp_path):

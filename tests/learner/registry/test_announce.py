@@ -12,15 +12,15 @@ from tests.learner.registry.tiny_policy import manifest
 
 
 @pytest.mark.integration
-def test_publish_announces_policy_version_and_sha256(tmp_path, kafka, tiny_bytes):
+def test_publish_announces_policy_version_and_sha256_exactly_once(tmp_path, kafka, tiny_bytes):
     registry = Registry(str(tmp_path / "registry"), "ranker", kafka=kafka)
     version = registry.publish(tiny_bytes, manifest())
-    messages = read_policy_updates(kafka, expected=1)
-    assert len(messages) == 1
-    message = messages[0]
-    assert message["policy"] == "ranker" and message["version"] == version
-    assert message["sha256"] == registry.manifest(version)["sha256"]
-    assert isinstance(message["ts"], int)
+    messages = read_policy_updates(kafka)
+    assert [(m["policy"], m["version"], m["promoted"]) for m in messages] == [
+        ("ranker", version, True)
+    ]
+    assert messages[0]["sha256"] == registry.manifest(version)["sha256"]
+    assert isinstance(messages[0]["ts"], int)
     assert registry.announce_failures == 0
 
 

@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 
 import numpy as np
 
@@ -53,6 +54,52 @@ def _data(**overrides) -> ReportData:
     return ReportData(**values)
 
 
+class _TableReader(HTMLParser):
+    """The cells of every ``<table>``, row by row, under the ``<h2>`` heading before it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self._heading: str | None = None
+        self._in_heading = False
+        self._rows: list[list[str]] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "h2":
+            self._in_heading, self._heading = True, ""
+        elif tag == "table":
+            self._rows = []
+        elif tag == "tr" and self._rows is not None:
+            self._rows.append([])
+        elif tag in ("td", "th") and self._rows is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag == "h2":
+            self._in_heading = False
+        elif tag in ("td", "th") and self._cell is not None:
+            self._rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table" and self._rows is not None:
+            assert self._heading not in self.tables, f"two tables under {self._heading!r}"
+            self.tables[self._heading] = self._rows
+            self._rows = None
+
+    def handle_data(self, data):
+        if self._in_heading:
+            self._heading += data
+        elif self._cell is not None:
+            self._cell.append(data)
+
+
+def _tables(text: str) -> dict[str, list[list[str]]]:
+    reader = _TableReader()
+    reader.feed(text)
+    reader.close()
+    return reader.tables
+
+
 def _images(text: str) -> list[bytes]:
     return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', text)]
 
@@ -78,11 +125,25 @@ def test_report_is_self_contained():
     assert not re.search(r'(src|href)="(?!data:)', text)
 
 
-def test_report_shows_provenance_diagnostics_and_every_estimate():
-    text = render_report(_data())
-    for expected in ("/tables/timeline", "17", "effective_sample_size", "321.5", "pdis", "few"):
-        assert expected in text
-    assert "wdr ◀ gate" in text
+def test_data_section_is_the_provenance_table_key_by_key():
+    data = _tables(render_report(_data()))["Data"]
+    assert data == [["table_uri", "/tables/timeline"], ["table_version", "17"], ["rows", "900"]]
+
+
+def test_diagnostics_section_lists_each_diagnostic_with_its_value():
+    diagnostics = _tables(render_report(_data()))["Diagnostics"]
+    assert diagnostics == [["effective_sample_size", "321.5"], ["max_importance_weight", "9.1"]]
+
+
+def test_estimates_table_has_a_row_per_estimate_with_its_warnings_and_the_gate_marked():
+    estimates = _tables(render_report(_data()))["Policy value estimates"]
+    assert estimates == [
+        ["policy", "estimator", "value", "interval", "÷ logged", "warnings"],
+        ["candidate", "wdr ◀ gate", "1.4", "[1.21, 1.6]", "1", ""],
+        ["candidate", "pdis", "1.5", "[0.8, 2.2]", "1.5", "few"],
+        ["incumbent", "wdr", "1.1", "[0.9, 1.3]", "1", ""],
+        ["logged policy", "on-policy average", "1", "[0.95, 1.05]", "1", ""],
+    ]
 
 
 def test_text_from_data_is_escaped():
