@@ -260,7 +260,7 @@ class SessionizerWorker:
                 if self._due():
                     await self._seal_and_start()
             now = time.monotonic()
-            if now - self._last_report > 5.0:
+            if now - self._last_report > 5.0 and not self._drain.started:  # it said why
                 self._last_report = now
                 log.info(
                     "events %d, rows written %d, open episodes %d",
