@@ -49,6 +49,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from learner.registry.registry import Registry
+from schemas.events import LIMITS
 from services.kafka_settings import KafkaSettings
 from services.sdk.policy_metrics import VersionStats, collector_for
 from services.sdk.policy_model import ServedModel, UniformModel
@@ -245,6 +246,9 @@ class PolicyClient:
             raise ValueError(f"reward={reward!r}: must be a finite number")
         if not math.isfinite(reward):
             raise ValueError(f"reward={reward!r}: must be a finite number")
+        if step is not None and (type(step) is not int or not 0 <= step <= LIMITS["step_max"]):
+            # checked here too: without a logger nothing else would, and the sum would count it
+            raise ValueError(f"reward.step={step!r}: must be an integer in [0, 2**53]")
         with self._lock:
             episode = self._episodes.get(episode_id)
             if episode is None and step is None:

@@ -1,14 +1,16 @@
 """Real Prometheus and Pushgateway (the Debian packages ``make apt-deps`` installs) on loopback.
 
 Both run as child processes on free ports with their state in a temporary directory; the
-context managers stop them. Tests skip with the reason when the binaries are missing (outside
-``make test``, which installs them).
+context managers stop them. A missing binary skips the test with the reason on a developer's
+machine, and fails it under CI (``CI`` set) or ``make test`` (``POLICYLOOP_REQUIRE_MONITORING``
+set), where a silent skip would hide that the monitoring is not tested at all.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -22,15 +24,33 @@ import pytest
 
 from services.broker.embedded import find_free_port
 
-__all__ = ["prometheus_query", "running_prometheus", "running_pushgateway", "wait_until_ready"]
+__all__ = [
+    "REQUIRE_MONITORING",
+    "prometheus_query",
+    "require_binary",
+    "running_prometheus",
+    "running_pushgateway",
+    "wait_until_ready",
+]
+
+#: Set (to anything but ``0``/``false``/empty) by ``make test``: a missing binary fails the test.
+REQUIRE_MONITORING = "POLICYLOOP_REQUIRE_MONITORING"
 
 
-def _binary(*names: str) -> str:
+def _set(variable: str) -> bool:
+    return os.environ.get(variable, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_binary(*names: str) -> str:
+    """The path of the first of ``names`` on PATH; else skip, or fail under CI / make test."""
     for name in names:
         found = shutil.which(name)
         if found:
             return found
-    pytest.skip(f"{names[0]} not installed: `make apt-deps` installs it (make test does)")
+    message = f"{names[0]} not installed: `make apt-deps` installs it (make test does)"
+    if _set("CI") or _set(REQUIRE_MONITORING):
+        pytest.fail(f"{message}; CI and make test ({REQUIRE_MONITORING}=1) require it")
+    pytest.skip(message)
 
 
 def wait_until_ready(url: str, process: subprocess.Popen, timeout_s: float = 30.0) -> None:
@@ -68,7 +88,7 @@ def _running(args: list[str], ready_url: str) -> Iterator[None]:
 @contextlib.contextmanager
 def running_pushgateway() -> Iterator[str]:
     """A Pushgateway on a free loopback port; yields its URL."""
-    binary = _binary("prometheus-pushgateway", "pushgateway")
+    binary = require_binary("prometheus-pushgateway", "pushgateway")
     port = find_free_port()
     url = f"http://127.0.0.1:{port}"
     with _running([binary, f"--web.listen-address=127.0.0.1:{port}"], url + "/-/ready"):
@@ -78,7 +98,7 @@ def running_pushgateway() -> Iterator[str]:
 @contextlib.contextmanager
 def running_prometheus(config: dict[str, Any], workdir: Path) -> Iterator[str]:
     """Prometheus with ``config`` (a prometheus.yml as a dict) on a free port; yields its URL."""
-    binary = _binary("prometheus")
+    binary = require_binary("prometheus")
     port = find_free_port()
     config_path = workdir / "prometheus.yml"
     config_path.write_text(json.dumps(config))  # YAML is a superset of JSON

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.deploy.monitoring_stack import require_binary
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 
-promtool = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    promtool is None, reason="promtool missing: `make apt-deps` installs it (make test does)"
-)
+
+@pytest.fixture
+def promtool() -> str:
+    """promtool's path: a skip on a developer's machine, a failure under CI and make test."""
+    return require_binary("promtool")
 
 
-@needs_promtool
-def test_alert_rules_pass_promtool_check_rules():
+def test_alert_rules_pass_promtool_check_rules(promtool):
     result = subprocess.run(
         [promtool, "check", "rules", str(DEPLOY / "rules.yml")], capture_output=True, text=True
     )
@@ -25,8 +26,7 @@ def test_alert_rules_pass_promtool_check_rules():
     assert "SUCCESS: 7 rules found" in result.stdout
 
 
-@needs_promtool
-def test_scrape_config_passes_promtool_check_config(tmp_path):
+def test_scrape_config_passes_promtool_check_config(promtool, tmp_path):
     # The config names the rules file by its in-container path; check it beside a copy.
     config = (
         (DEPLOY / "prometheus.yml")
@@ -41,8 +41,7 @@ def test_scrape_config_passes_promtool_check_config(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@needs_promtool
-def test_rollout_alerts_fire_on_regression_and_on_a_refused_version():
+def test_rollout_alerts_fire_on_regression_and_on_a_refused_version(promtool):
     result = subprocess.run(
         [promtool, "test", "rules", str(DEPLOY / "rules_test.yml")],
         capture_output=True,

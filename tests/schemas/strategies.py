@@ -9,12 +9,12 @@ from schemas.events import LIMITS
 ids = st.text(min_size=1, max_size=40)
 names = st.text(min_size=1, max_size=20)
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+int64 = st.integers(-LIMITS["int_abs_max"], LIMITS["int_abs_max"])
+#: What state and metrics values may be: a float, or an integer the wire must keep an integer.
+numbers = st.one_of(finite, int64)
 steps = st.integers(min_value=0, max_value=LIMITS["step_max"])
 timestamps = st.integers(min_value=0, max_value=LIMITS["ts_max_ms"])
-actions = st.one_of(
-    st.text(min_size=1, max_size=20),
-    st.integers(-LIMITS["int_abs_max"], LIMITS["int_abs_max"]),
-)
+actions = st.one_of(st.text(min_size=1, max_size=20), int64)
 
 
 @st.composite
@@ -27,7 +27,7 @@ def decisions(draw, with_probs: bool | None = None):
         "episode_id": draw(ids),
         "step": draw(steps),
         "ts": draw(timestamps),
-        "state": draw(st.dictionaries(names, finite, max_size=10)),
+        "state": draw(st.dictionaries(names, numbers, max_size=10)),
         "action": possible[index],
         "possible_actions": possible,
         "policy_version": draw(ids),
@@ -59,10 +59,10 @@ def rewards(draw):
         "episode_id": draw(ids),
         "step": draw(steps),
         "ts": draw(timestamps),
-        "reward": draw(finite),
+        "reward": draw(numbers),
     }
     if draw(st.booleans()):
-        event["metrics"] = draw(st.dictionaries(names, finite, max_size=4))
+        event["metrics"] = draw(st.dictionaries(names, numbers, max_size=4))
     return event
 
 

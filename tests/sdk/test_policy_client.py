@@ -71,12 +71,24 @@ def test_probabilities_follow_the_possible_actions_given(registry, metrics):
     assert act.action in ("right", "left")
 
 
-def test_integer_actions_map_to_the_manifests_action_texts(registry, metrics):
-    publish(registry, promote=True, logits=[0.0, 3.0])
+@pytest.mark.parametrize(
+    ("manifest_actions", "given"),
+    [(["0", "1"], [1, 0]), (["1", "0"], [0, 1]), (["1", "0"], [1, 0])],
+    ids=["reversed", "texts-not-positions", "texts-not-positions-reversed"],
+)
+def test_integer_actions_map_to_the_manifests_action_texts(
+    registry, metrics, manifest_actions, given
+):
+    # The manifest's first action gets softmax([0, 3])[0], its second the rest. Matching by
+    # position in `given`, or reading an integer as a manifest index, gives other numbers.
+    publish(registry, promote=True, actions=manifest_actions, logits=[0.0, 3.0])
+    low = math.exp(0.0) / (math.exp(0.0) + math.exp(3.0))
+    by_text = {manifest_actions[0]: low, manifest_actions[1]: 1.0 - low}
     with _client(registry, metrics, seed=2) as client:
-        act = client.act("ep", STATE, [0, 1])
-    assert act.action in (0, 1)
-    assert act.action_probs[1] > act.action_probs[0]
+        acts = [client.act(f"ep-{i}", STATE, given) for i in range(50)]
+    for act in acts:
+        assert act.action_probs == pytest.approx([by_text[str(a)] for a in given], abs=1e-6)
+        assert act.propensity == pytest.approx(by_text[str(act.action)], abs=1e-6)
 
 
 def test_a_possible_action_the_model_does_not_know_is_named_in_the_error(registry, metrics):
