@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from services.broker.embedded import find_free_port, metadata_ready
+from services.broker.embedded import broker_status, find_free_port, metadata_ready, stop_broker
 from services.cli.main import cli
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -114,8 +120,36 @@ def test_down_without_broker_says_so(run):
     assert result.exit_code == 0 and "no broker running" in result.output
 
 
-def test_broker_outlives_the_cli_process(run, tmp_path):
-    up = run("broker", "up", "--port", "0")
-    assert up.exit_code == 0
-    pid = int(up.output.split("pid ")[1].split(",")[0])
-    os.kill(pid, 0)  # still alive after the command returned
+def _policyloop(home, *args: str) -> subprocess.CompletedProcess:
+    """The real ``policyloop`` command in a process of its own, which exits before this returns."""
+    env = {k: v for k, v in os.environ.items() if k != "POLICYLOOP_CONFIG"}
+    env["POLICYLOOP_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_broker_outlives_the_cli_process_that_started_it(tmp_path):
+    home = tmp_path / "home"
+    try:
+        up = _policyloop(home, "broker", "up", "--port", "0")
+        assert up.returncode == 0, up.stderr
+        address = re.search(r"broker up at ([\d.]+):(\d+) ", up.stdout)
+        assert address, up.stdout
+        host, port = address.group(1), int(address.group(2))
+
+        assert metadata_ready(host, port)  # the `up` process is gone; the broker still answers
+        handle, ready = broker_status(home)
+        assert ready and handle.port == port
+        assert "ready" in _policyloop(home, "broker", "status").stdout
+
+        down = _policyloop(home, "broker", "down")
+        assert down.returncode == 0 and "stopped" in down.stdout, down.stderr
+        assert not metadata_ready(host, port)
+    finally:
+        stop_broker(home)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import random
 import re
 import signal
@@ -23,14 +24,11 @@ from tests.sessionizer.workload import (
 pytestmark = pytest.mark.integration
 
 
-def _wait_for_assignment(log_path, count: int, timeout: float = 60.0) -> None:
-    """Wait until the log shows the ``count``-th partition assignment (the worker is consuming)."""
+def _wait_for_assignment(log_path, timeout: float = 60.0) -> None:
+    """Wait until the worker logging to ``log_path`` was assigned partitions (it consumes)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (
-            log_path.exists()
-            and log_path.read_text().count("sessionizer: assigned partitions") >= count
-        ):
+        if log_path.exists() and "sessionizer: assigned partitions" in log_path.read_text():
             return
         time.sleep(0.05)
     raise AssertionError(f"worker not assigned partitions within {timeout}s")
@@ -41,7 +39,32 @@ def _kill9(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-def test_worker_killed_nine_times_at_random_moments_still_writes_each_row_once(kafka, tmp_path):
+_RESUMING = re.compile(r"assigned partitions \[[\d, ]*\] \(resuming after (\{[^}]*\})\)")
+
+
+def _resume_points(log: str) -> list[dict[int, int | None]]:
+    """Each assignment in a worker's log: ``{partition: offset the table recorded}``.
+
+    The worker logs ``assigned partitions [0, 1] (resuming after {0: 41, 1: None})``: an offset
+    is the last one a Delta commit recorded for the partition, ``None`` that none was recorded.
+    """
+    return [ast.literal_eval(found) for found in _RESUMING.findall(log)]
+
+
+def _committed(point: dict[int, int | None]) -> bool:
+    """Some partition of this assignment resumes after an offset a Delta commit recorded."""
+    return any(type(offset) is int for offset in point.values())
+
+
+def test_worker_killed_at_least_six_times_resumes_from_its_commits_and_writes_each_row_once(
+    kafka, tmp_path
+):
+    """``kill -9`` at random moments, six times or more (while traffic lasts), then a batch run.
+
+    Guards that make the exactly-once claim mean something: the restarted workers resumed
+    after offsets a killed one had committed (so the kills did interrupt committed work),
+    never without the state checkpoint of such a commit, and never behind an earlier resume.
+    """
     episodes = make_episodes(3000, seed=3)
     table_uri = tmp_path / "timeline"
     producer = threading.Thread(
@@ -51,15 +74,14 @@ def test_worker_killed_nine_times_at_random_moments_still_writes_each_row_once(k
     )
     producer.start()
     rng = random.Random(7)
-    kills = 0
-    log_path = tmp_path / "worker.log"
+    logs = []
     try:
-        while kills < 6 or producer.is_alive():
-            proc = start_worker(worker_command(kafka, table_uri), log_path)
-            _wait_for_assignment(log_path, kills + 1)
+        while len(logs) < 6 or producer.is_alive():
+            logs.append(tmp_path / f"worker-{len(logs)}.log")
+            proc = start_worker(worker_command(kafka, table_uri), logs[-1])
+            _wait_for_assignment(logs[-1])
             time.sleep(rng.uniform(0.05, 2.5))  # while it consumes, checkpoints or commits
             _kill9(proc)
-            kills += 1
     finally:
         producer.join()
     final = subprocess.run(
@@ -69,10 +91,27 @@ def test_worker_killed_nine_times_at_random_moments_still_writes_each_row_once(k
         timeout=180,
     )
     assert final.returncode == 0, final.stderr[-3000:]
-    assert kills >= 5
-    log = log_path.read_text()
-    resumed = re.findall(r"resuming after \{[^}]*\d", log)
-    assert len(resumed) >= 3, "killed workers rarely got far enough to commit: proves little"
+    killed = [log.read_text() for log in logs]
+    logged = "\n".join([*killed, final.stderr]).splitlines()
+    missing = [line for line in logged if "no state checkpoint" in line]
+    assert not missing, missing[:3]  # a restart without the state of the commit it resumes
+
+    starts = [_resume_points(text) for text in killed]
+    assert all(starts), "a worker was killed before its assignment"
+    assert all(offset is None for offset in starts[0][0].values()), "the table was not new"
+    resumed = [n for n, points in enumerate(starts) if any(_committed(p) for p in points)]
+    assert len(resumed) >= 3, f"only workers {resumed} of {len(logs)} resumed after a commit"
+    last_seen: dict[int, int] = {}  # a partition never resumes behind an earlier resume
+    for points in [*starts, _resume_points(final.stderr)]:
+        for point in points:
+            for partition, offset in point.items():
+                if partition in last_seen:
+                    assert offset is not None and offset >= last_seen[partition], point
+                if offset is not None:
+                    last_seen[partition] = offset
+    final_start = {p: o for point in _resume_points(final.stderr) for p, o in point.items()}
+    assert sorted(final_start) == [0, 1, 2, 3], final_start
+    assert all(type(offset) is int for offset in final_start.values()), final_start
     assert table_rows(table_uri) == expected_rows(episodes)
 
 
