@@ -1,5 +1,8 @@
-"""Exporting the trained policy as TorchScript (``policy.pt``) and loading it back."""
+"""Exporting the trained policy as TorchScript (``policy.pt``).
 
-from learner.serving.export import EXTRA_FILE, ServedPolicy, export_policy, load_policy
+Loading it back is :func:`services.registry.load_policy`: the registry owns the one loader.
+"""
 
-__all__ = ["EXTRA_FILE", "ServedPolicy", "export_policy", "load_policy"]
+from learner.serving.export import EXTRA_FILE, ServedPolicy, export_policy
+
+__all__ = ["EXTRA_FILE", "ServedPolicy", "export_policy"]

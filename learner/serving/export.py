@@ -1,4 +1,4 @@
-"""``policy.pt``: the served policy as TorchScript, preprocessing included.
+"""``policy.pt``: exporting the served policy as TorchScript, preprocessing included.
 
 Serving must not need the learner's Python code, and must compute exactly what CPE evaluated.
 The exported module wraps the trainer's own :class:`~learner.trainers.policy.PolicyModule`
@@ -9,35 +9,25 @@ The exported module wraps the trainer's own :class:`~learner.trainers.policy.Pol
 * ``probs_dense(states (n, F) float32, mask (n, A) bool) -> (n, A)`` — batches, for CPE;
 * ``q_values(states (n, F)) -> (n, A)``; attributes ``feature_names`` and ``actions``.
 
-The bytes are loaded with ``torch.jit.load`` (no pickle of Python objects); the registry
-checks their sha256 against the manifest before calling :func:`load_policy`.
+Loading the bytes back is the registry's job, in one place for every reader:
+:func:`services.registry.load_policy` (no pickle of Python objects; the registry checks the
+sha256 against the manifest before it loads a stored version).
 """
 
-import contextlib
 import io
 import json
-import warnings
-from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from learner.preprocessing.normalizer import Normalizer
 from learner.trainers.policy import PolicyModule, StochasticPolicy
+from services.registry.loader import torchscript_is_the_contract
 
-__all__ = ["EXTRA_FILE", "ServedPolicy", "export_policy", "load_policy"]
+__all__ = ["EXTRA_FILE", "ServedPolicy", "export_policy"]
 
 #: Name of the JSON description stored next to the TorchScript code inside ``policy.pt``.
 EXTRA_FILE = "policyloop.json"
-
-
-@contextlib.contextmanager
-def _torchscript_is_the_contract() -> Iterator[None]:
-    """torch 2.13 deprecates TorchScript; ``policy.pt`` is TorchScript by contract (serving
-    without Python code), so its deprecation warnings are silenced here only."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        yield
 
 
 class ServedPolicy(nn.Module):
@@ -66,11 +56,13 @@ class ServedPolicy(nn.Module):
             values.append(state.get(name, float("nan")))
         x = torch.tensor(values, dtype=torch.float32).reshape(1, self.n_features)
         mask = torch.tensor(possible, dtype=torch.bool).reshape(1, self.n_actions)
-        return self.policy(x, mask)[0].tolist()
+        # Module.__call__ is typed Any, a list[float] here (TorchScript: the ignore ends the line)
+        return self.policy(x, mask)[0].tolist()  # type: ignore[no-any-return]
 
     @torch.jit.export
     def probs_dense(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.policy(states.to(torch.float32), mask.to(torch.bool))
+        # Module.__call__ is typed Any, a Tensor here (TorchScript wants the ignore to end the line)
+        return self.policy(states.to(torch.float32), mask.to(torch.bool))  # type: ignore[no-any-return]
 
     @torch.jit.export
     def q_values(self, states: torch.Tensor) -> torch.Tensor:
@@ -91,7 +83,7 @@ def export_policy(
     if list(actions) != policy.actions:
         raise ValueError("actions: differ from the actions the policy was trained on")
     served = ServedPolicy(policy.module, feature_names, actions).eval()
-    with _torchscript_is_the_contract():
+    with torchscript_is_the_contract():
         scripted = torch.jit.script(served)
     extra = json.dumps(
         {
@@ -103,21 +95,6 @@ def export_policy(
         sort_keys=True,
     )
     buffer = io.BytesIO()
-    with _torchscript_is_the_contract():
+    with torchscript_is_the_contract():
         torch.jit.save(scripted, buffer, _extra_files={EXTRA_FILE: extra})
     return buffer.getvalue()
-
-
-def load_policy(data: bytes) -> torch.jit.ScriptModule:
-    """Load ``policy.pt`` bytes into a scripted :class:`ServedPolicy` (CPU, eval mode)."""
-    if not isinstance(data, bytes | bytearray | memoryview) or not len(data):
-        raise ValueError("policy.pt: expected non-empty bytes")
-    try:
-        with _torchscript_is_the_contract():
-            module = torch.jit.load(io.BytesIO(bytes(data)), map_location="cpu")
-    except RuntimeError as exc:
-        raise ValueError(f"policy.pt: not a TorchScript module ({exc})") from exc
-    for name in ("probs_dense", "feature_names", "actions"):
-        if not hasattr(module, name):
-            raise ValueError(f"policy.pt: has no {name!r}; not a policyloop served policy")
-    return module.eval()

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from schemas.names import UNIFORM_VERSION
 from services.rollout.evidence import Comparison, compare_returns, episode_returns
 from services.rollout.log_table import append_rollout_log
 from services.rollout.metrics import rollout_metrics
@@ -36,14 +37,14 @@ from services.rollout.settings import RolloutSettings
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from learner.registry import Registry
+    from services.registry import Registry
 
 __all__ = ["UNIFORM_INCUMBENT", "RolloutController", "RolloutStatus", "TickResult"]
 
 log = logging.getLogger(__name__)
 
 #: The incumbent's version when there is no CURRENT: the policy client's uniform fallback.
-UNIFORM_INCUMBENT = "uniform"
+UNIFORM_INCUMBENT = UNIFORM_VERSION
 
 
 @dataclass(frozen=True)

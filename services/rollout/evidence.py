@@ -82,6 +82,7 @@ def compare_returns(
     c, i = _side(candidate, candidate_returns), _side(incumbent, incumbent_returns)
     if c.std is None or i.std is None:
         return Comparison(c, i, None, None, False)
+    assert c.mean is not None and i.mean is not None  # a side with a std has a mean
     margin = tolerance * abs(i.mean)
     diff = c.mean - i.mean + margin
     se = math.sqrt(c.std**2 / c.episodes + i.std**2 / i.episodes)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from services.metrics_per_registry import PerRegistry
+from services.prometheus_collectors import OncePerCollectorRegistry
 
 __all__ = ["RolloutMetrics", "rollout_metrics"]
 
@@ -45,7 +45,7 @@ class RolloutMetrics:
         )
 
 
-_per_registry = PerRegistry(RolloutMetrics)
+_per_registry = OncePerCollectorRegistry(RolloutMetrics)
 
 
 def rollout_metrics(registry: CollectorRegistry | None = None) -> RolloutMetrics:

@@ -66,7 +66,7 @@ class RolloutPlan:
     """What ``rollout start`` decided and how far the rollout got."""
 
     candidate: str
-    incumbent: str  # CURRENT at start, or "uniform" when there was none
+    incumbent: str  # CURRENT at start, or UNIFORM_VERSION ("uniform") when there was none
     steps: tuple[float, ...]  # fractions, the last one 1.0
     step_index: int
     min_episodes: int

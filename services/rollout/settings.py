@@ -1,12 +1,15 @@
 """Settings of the staged rollout (``[rollout]`` in the config, ``POLICYLOOP_ROLLOUT__*``).
 
-Where the timeline, the registry and the policy name live is the learner's section; the
-rollout takes them from there so that both always look at the same data and registry.
+The timeline it judges is the shared ``[tables]`` section (:mod:`services.storage_settings`),
+and the registry and policy name are the learner's section: the command line passes them to
+the controller, so that the rollout always looks at the same data and registry as the learner.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.rollout.plan import parse_steps
 
 __all__ = ["RolloutSettings"]
 
@@ -50,7 +53,5 @@ class RolloutSettings(BaseModel):
     @field_validator("steps")
     @classmethod
     def _valid_steps(cls, steps: list[float]) -> list[float]:
-        from services.rollout.plan import parse_steps
-
         parse_steps(steps)
         return steps

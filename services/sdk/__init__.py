@@ -8,13 +8,16 @@
         logger.reward("ep-1", 0, 1.0)
         logger.end_episode("ep-1", terminal=True)
 
-The names are imported on first use: ``services.settings`` imports ``services.sdk.settings``,
-and every CLI command would otherwise pay for importing kafka-python and prometheus-client.
+The names are imported on first use (PEP 562): the command line composes its settings from
+``services.sdk.settings``, which runs this file, and every command (even ``policyloop broker
+status``) would otherwise pay for importing kafka-python and prometheus-client. An application's
+``from services.sdk import DecisionLogger`` works as usual.
 """
 
 from __future__ import annotations
 
-from services.lazy_exports import lazy_exports
+import importlib
+from typing import Any
 
 _WHERE = {
     "DecisionLogger": "services.sdk.logger",
@@ -22,7 +25,7 @@ _WHERE = {
     "LoggerClosedError": "services.sdk.errors",
     "PolicyAct": "services.sdk.policy_client",
     "PolicyClient": "services.sdk.policy_client",
-    "PolicyUnavailableError": "services.sdk.policy_client",
+    "PolicyUnavailableError": "services.sdk.policy_serving",
     "QueueFullError": "services.sdk.errors",
     "SdkError": "services.sdk.errors",
     "SdkSettings": "services.sdk.settings",
@@ -32,4 +35,16 @@ _WHERE = {
 }
 
 __all__ = sorted(_WHERE)
-__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(_WHERE)

@@ -10,7 +10,7 @@
 
 What it guarantees, and why:
 
-* **Verified models.** Versions are read through :meth:`Registry.load`, which checks
+* **Verified models.** Versions are read through :meth:`RegistryReader.load`, which checks
   ``policy.pt`` against the manifest's sha256 before TorchScript sees a byte. A version that
   fails to load is refused: the last good one keeps serving, one WARNING names the version and
   the reason, ``policyloop_policy_load_failures_total`` counts it, and the version is not tried
@@ -24,8 +24,9 @@ What it guarantees, and why:
   (the client remembers up to ``max_open_episodes`` open episodes; ``end_episode`` forgets one).
 * **Hot reload without a failed call.** A daemon thread re-reads ``CURRENT``/``ROLLOUT`` every
   ``poll_interval_s`` (and at once when ``<prefix>.policy-updates`` announces a version, with
-  ``kafka`` given). The new serving state is built completely, then published by replacing one
-  reference, so ``act`` always sees a whole old or a whole new state.
+  ``kafka`` given; :mod:`services.sdk.policy_reload`). The new serving state is built completely
+  (:mod:`services.sdk.policy_serving`), then published by replacing one reference, so ``act``
+  always sees a whole old or a whole new state.
 * **Cold start.** Without any ``CURRENT`` the client serves a uniform policy whose version is
   ``"uniform"`` (``fallback="uniform"``), or refuses to start (``fallback="none"``).
 
@@ -48,25 +49,23 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from learner.registry.registry import Registry
 from schemas.events import LIMITS
 from services.kafka_settings import KafkaSettings
+from services.registry.reader import RegistryReader
 from services.sdk.policy_metrics import VersionStats, collector_for
 from services.sdk.policy_model import ServedModel, UniformModel
-from services.sdk.policy_routing import episode_bucket
+from services.sdk.policy_reload import PolicyReloader
+from services.sdk.policy_routing import routes_to_candidate
+from services.sdk.policy_serving import ServingState, ServingStateBuilder
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from services.sdk.logger import DecisionLogger
 
-__all__ = ["PolicyAct", "PolicyClient", "PolicyUnavailableError", "ServingSnapshot"]
+__all__ = ["PolicyAct", "PolicyClient", "ServingSnapshot"]
 
 log = logging.getLogger(__name__)
-
-
-class PolicyUnavailableError(RuntimeError):
-    """No version can be served (no CURRENT, or it fails to load) and ``fallback="none"``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,20 +87,6 @@ class ServingSnapshot:
     current_version: str  # the incumbent: CURRENT's version, or "uniform"
     candidate_version: str | None
     fraction: float  # share of new episodes routed to the candidate
-
-
-@dataclass(frozen=True)
-class _Serving:
-    """The immutable serving state ``act`` reads through one reference."""
-
-    incumbent: ServedModel | UniformModel
-    candidate: ServedModel | None
-    fraction: float
-
-    @property
-    def key(self) -> tuple[str, str | None, float]:
-        candidate = self.candidate.version if self.candidate is not None else None
-        return (self.incumbent.version, candidate, self.fraction)
 
 
 class _Episode:
@@ -141,7 +126,7 @@ class PolicyClient:
         self.fallback = fallback
         self.logger = logger
         self.max_open_episodes = max_open_episodes
-        self._registry = Registry(self.registry_uri, policy_name)
+        self._registry = RegistryReader(self.registry_uri, policy_name)
         self._rng = random.Random(seed)
         self._random = self._rng.random
         self._lock = threading.Lock()  # episodes, stats, rng
@@ -149,29 +134,21 @@ class PolicyClient:
         self._episodes: dict[str, _Episode] = {}
         self._evicted_warned = False
         self._stats: dict[str, VersionStats] = {}
-        self._broken: dict[str, str] = {}  # version -> reason, until CURRENT changes
-        self._seen_current: str | None = None
         self._id_prefix = secrets.token_hex(6) + "-"
         self._ids = itertools.count()
-        self._uniform = UniformModel()
-        self._serving: _Serving | None = None
+        self._states = ServingStateBuilder(
+            self._registry, fallback=fallback, on_load_failure=self._count_load_failure
+        )
         self._closed = False
-        self._stop = threading.Event()
-        self._wake = threading.Event()
 
-        self.refresh()  # raises PolicyUnavailableError with fallback="none"
+        # the first state, or PolicyUnavailableError with fallback="none"
+        self._serving: ServingState = self._states.build(None)
         self._collector = collector_for(metrics_registry)
         self._collector.add(self)
-        self._poller = threading.Thread(
-            target=self._poll_loop, name=f"policyloop-policy-poll-{policy_name}", daemon=True
+        self._reloader = PolicyReloader(
+            self.refresh, policy_name, poll_interval_s=self.poll_interval_s, kafka=kafka
         )
-        self._poller.start()
-        self._listener = None
-        if kafka is not None:
-            from services.sdk.policy_updates import PolicyUpdateListener
-
-            self._listener = PolicyUpdateListener(kafka, policy_name, self._on_announcement)
-            self._listener.start()
+        self._reloader.start()
 
     # -- serving -------------------------------------------------------------------------------
     def act(
@@ -182,7 +159,7 @@ class PolicyClient:
         episode = self._episodes.get(episode_id)
         if episode is not None:
             model = episode.model
-        elif serving.candidate is not None and episode_bucket(episode_id) < serving.fraction:
+        elif serving.candidate is not None and routes_to_candidate(episode_id, serving.fraction):
             model = serving.candidate
         else:
             model = serving.incumbent
@@ -251,14 +228,15 @@ class PolicyClient:
             raise ValueError(f"reward.step={step!r}: must be an integer in [0, 2**53]")
         with self._lock:
             episode = self._episodes.get(episode_id)
-            if episode is None and step is None:
-                raise ValueError(
-                    f"reward: episode {episode_id!r} has no open act in this client (never "
-                    "acted, ended, or evicted); pass step= explicitly"
-                )
-            if step is None:
-                step = episode.step
-            if episode is not None:
+            if episode is None:
+                if step is None:
+                    raise ValueError(
+                        f"reward: episode {episode_id!r} has no open act in this client (never "
+                        "acted, ended, or evicted); pass step= explicitly"
+                    )
+            else:
+                if step is None:
+                    step = episode.step
                 version = episode.model.version
                 stats = self._stats.get(version)
                 if stats is None:
@@ -294,100 +272,25 @@ class PolicyClient:
 
     def _refresh(self) -> bool:
         old = self._serving
-        current = self._registry.current()
-        rollout = self._registry.rollout()
-        if current != self._seen_current:
-            self._broken.clear()  # a new CURRENT: give every version a fresh chance
-            self._seen_current = current
-        loaded: dict[str, ServedModel] = {}
-        if old is not None:
-            for model in (old.incumbent, old.candidate):
-                if isinstance(model, ServedModel):
-                    loaded[model.version] = model
-
-        incumbent: ServedModel | UniformModel | None
-        if current is None:
-            incumbent = old.incumbent if old is not None else None
-        else:
-            incumbent = loaded.get(current) or self._load(current)
-            if incumbent is None and old is not None:
-                incumbent = old.incumbent  # the last good version keeps serving
-        if incumbent is None:
-            if self.fallback == "none":
-                why = (
-                    f"version {current} could not be loaded ({self._broken.get(current)})"
-                    if current is not None
-                    else "it has no CURRENT version"
-                )
-                raise PolicyUnavailableError(
-                    f"policy {self.policy_name!r} in {self.registry_uri}: {why}, and "
-                    "fallback='none' (use fallback='uniform' to serve a uniform policy)"
-                )
-            incumbent = self._uniform
-
-        candidate: ServedModel | None = None
-        fraction = 0.0
-        version = rollout.get("version") if rollout else None
-        if version is not None and version != incumbent.version:
-            candidate = loaded.get(version) or self._load(version)
-            if candidate is not None:
-                fraction = min(max(float(rollout.get("fraction", 0.0)), 0.0), 1.0)
-            if fraction <= 0.0:
-                candidate = None
-        new = _Serving(incumbent, candidate, fraction)
-        if old is not None and new.key == old.key:
+        new = self._states.build(old)
+        if new.key == old.key:
             return False
         self._serving = new
-        if old is not None:
-            log.info(
-                "policy %s now serves %s (candidate %s at %.0f%%)",
-                self.policy_name,
-                incumbent.version,
-                candidate.version if candidate else None,
-                fraction * 100,
-            )
+        log.info(
+            "policy %s now serves %s (candidate %s at %.0f%%)",
+            self.policy_name,
+            new.incumbent.version,
+            new.candidate.version if new.candidate else None,
+            new.fraction * 100,
+        )
         return True
 
-    def _load(self, version: str) -> ServedModel | None:
-        """The loaded version, or None (recorded, logged once, counted) when it fails."""
-        if version in self._broken:
-            return None
-        try:
-            module, manifest = self._registry.load(version)
-            for parameter in module.parameters():
-                parameter.requires_grad_(False)  # no autograd bookkeeping on the act path
-            return ServedModel(version, module, manifest)
-        except Exception as exc:  # any failure: refuse the version, keep the last good one
-            reason = str(exc) or type(exc).__name__
-            self._broken[version] = reason
-            with self._lock:
-                stats = self._stats.get(version)
-                if stats is None:
-                    stats = self._stats[version] = VersionStats()
-                stats.load_failures += 1
-            serving = self._serving
-            log.warning(
-                "policy %s version %s refused: %s; still serving %s",
-                self.policy_name,
-                version,
-                reason,
-                serving.incumbent.version if serving is not None else "nothing yet",
-            )
-            return None
-
-    def _on_announcement(self, version: str | None) -> None:
-        self._wake.set()
-
-    def _poll_loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.poll_interval_s)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.refresh()
-            except Exception as exc:  # keep serving what we have; try again next time
-                log.warning("policy %s: reading the registry failed: %s", self.policy_name, exc)
+    def _count_load_failure(self, version: str) -> None:
+        with self._lock:
+            stats = self._stats.get(version)
+            if stats is None:
+                stats = self._stats[version] = VersionStats()
+            stats.load_failures += 1
 
     def _evict_oldest(self) -> None:
         oldest = next(iter(self._episodes))
@@ -405,9 +308,7 @@ class PolicyClient:
         """True once the ``policy-updates`` listener reads from the topic's end (False
         without ``kafka``, or if it is not there within ``timeout``); announcements made
         after that trigger a reload at once."""
-        if self._listener is None:
-            return False
-        return self._listener.ready.wait(timeout)
+        return self._reloader.wait_listening(timeout)
 
     # -- metrics -------------------------------------------------------------------------------
     def metric_snapshot(self) -> tuple[dict[str, VersionStats], dict[str, Any]]:
@@ -427,13 +328,7 @@ class PolicyClient:
         if self._closed:
             return
         self._closed = True
-        self._stop.set()
-        self._wake.set()
-        if self._listener is not None:
-            self._listener.stop()
-        self._poller.join(timeout=5)
-        if self._listener is not None:
-            self._listener.join(timeout=5)
+        self._reloader.stop()
         self._collector.remove(self)
 
     def __enter__(self) -> PolicyClient:

@@ -54,7 +54,8 @@ class _MaskBound(torch.nn.Module):
         self.register_buffer("mask", mask)
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
-        return self.inner.probs_dense(states, self.mask)
+        probs: torch.Tensor = self.inner.probs_dense(states, self.mask)
+        return probs
 
 
 _TOLERANCE = 1e-6
@@ -82,7 +83,8 @@ def _constant_tensor(value: Any) -> torch.Tensor | None:
         return None
     if node.kindOf("value") != "t":
         return None
-    return node.t("value")
+    value_tensor: torch.Tensor = node.t("value")
+    return value_tensor
 
 
 def _drop_identity_ops(graph: Any, n_columns: int) -> int:
@@ -281,7 +283,8 @@ def compile_for_mask(
     if problem is not None:
         log.debug("mask-specialized policy disagrees (%s); not used", problem)
         return None
-    return fast.forward  # the script method itself: no nn.Module call machinery per call
+    forward: MaskedForward = fast.forward  # the script method: no nn.Module call machinery
+    return forward
 
 
 def compile_served(module: Any, feature_names: list[str], n_actions: int) -> tuple[Forward, str]:

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from schemas.manifest import serving_interface
+from schemas.names import UNIFORM_VERSION
 from schemas.tables import action_text
 
-__all__ = ["UNIFORM_VERSION", "ServedModel", "UniformModel", "UnknownActionError"]
-
-UNIFORM_VERSION = "uniform"
+__all__ = ["ServedModel", "UniformModel", "UnknownActionError"]
 _MASK_CACHE_MAX = 4096
 _NAN = math.nan
 
@@ -38,8 +38,7 @@ class ServedModel:
 
         self.version = version
         self.manifest = manifest
-        self.feature_names: list[str] = list(manifest["feature_names"])
-        self.actions: list[str] = [str(a) for a in manifest["actions"]]
+        self.feature_names, self.actions = serving_interface(manifest)
         module_actions = [str(a) for a in getattr(module, "actions", self.actions)]
         if module_actions != self.actions:
             raise ValueError(

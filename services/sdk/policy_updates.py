@@ -4,16 +4,17 @@ The registry stays the source of truth (the client re-reads CURRENT/ROLLOUT on e
 notification and polls anyway); the announcement only cuts the delay. So the listener is
 best effort: it reads the topic from its end without a consumer group (a group join would cost
 the broker's rebalance timeout and nothing is gained from committed offsets), calls
-``on_update`` for messages naming this policy, and logs and retries when the broker is away.
+``on_update`` for messages naming this policy (parsed with :mod:`schemas.announcement`), and
+logs and retries when the broker is away.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
 
+from schemas.announcement import AnnouncementError, parse_announcement
 from services.kafka_settings import KafkaSettings
 
 __all__ = ["PolicyUpdateListener"]
@@ -28,7 +29,7 @@ class PolicyUpdateListener(threading.Thread):
         self,
         kafka: KafkaSettings,
         policy_name: str,
-        on_update: Callable[[str | None], None],
+        on_update: Callable[[str], None],
         *,
         retry_s: float = 5.0,
     ) -> None:
@@ -73,7 +74,7 @@ class PolicyUpdateListener(threading.Thread):
                 partitions = consumer.partitions_for_topic(topic)
                 if partitions is None:
                     self._stopping.wait(1.0)
-            if self._stopping.is_set():
+            if self._stopping.is_set() or partitions is None:
                 return
             assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
             consumer.assign(assigned)
@@ -91,11 +92,9 @@ class PolicyUpdateListener(threading.Thread):
 
     def _handle(self, value: bytes | None) -> None:
         try:
-            message = json.loads(value or b"")
-        except (ValueError, UnicodeDecodeError):
-            log.warning("policy updates: ignoring a message that is not JSON")
+            message = parse_announcement(value)
+        except AnnouncementError as exc:
+            log.warning("policy updates: ignoring a message that is not an announcement: %s", exc)
             return
-        if not isinstance(message, dict) or message.get("policy") != self.policy_name:
-            return
-        version = message.get("version")
-        self.on_update(version if isinstance(version, str) else None)
+        if message.policy == self.policy_name:
+            self.on_update(message.version)

@@ -25,9 +25,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from schemas.names import UNIFORM_VERSION
 from services.simulator.environments import open_environment
 
 __all__ = [
+    "Acted",
     "ActingPolicy",
     "Decision",
     "EpisodeStats",
@@ -46,16 +48,30 @@ class Decision:
     policy_version: str
 
 
+class Acted(Protocol):
+    """What ``act`` returns: :class:`Decision`, or anything with its attributes (the SDK's
+    ``PolicyAct``)."""
+
+    @property
+    def action(self) -> int | str: ...
+    @property
+    def propensity(self) -> float: ...
+    @property
+    def action_probs(self) -> list[float]: ...
+    @property
+    def policy_version(self) -> str: ...
+
+
 class ActingPolicy(Protocol):
     def act(
         self, episode_id: str, state: dict[str, float], possible_actions: Sequence[int | str]
-    ) -> Decision: ...
+    ) -> Acted: ...
 
 
 class UniformPolicy:
     """Chooses uniformly among the possible actions (the logging policy of a cold start)."""
 
-    version = "uniform"
+    version = UNIFORM_VERSION
 
     def __init__(self, seed: int = 0) -> None:
         self._rng = random.Random(seed)
@@ -137,9 +153,10 @@ def play_episodes(
                 possible = adapter.possible_actions(info)
                 decision = policy.act(episode_id, state, possible)
                 version = decision.policy_version
-                observation, reward, terminated, truncated, info = env.step(decision.action)
+                observation, step_reward, terminated, truncated, info = env.step(decision.action)
+                reward = float(step_reward)
                 if policy_reward is not None:
-                    policy_reward(episode_id, float(reward), step=step)
+                    policy_reward(episode_id, reward, step=step)
                 if logger is not None:
                     logger.decision(
                         episode_id,
@@ -151,7 +168,7 @@ def play_episodes(
                         decision.policy_version,
                         action_probs=decision.action_probs,
                     )
-                    logger.reward(episode_id, step, float(reward))
+                    logger.reward(episode_id, step, reward)
                 total += reward
                 discounted += discount * reward
                 discount *= gamma

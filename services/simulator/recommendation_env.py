@@ -126,8 +126,11 @@ class RecommendationEnv(gym.Env):
 
 def uniform_probs(users: np.ndarray, available: np.ndarray) -> np.ndarray:
     """The uniform logging policy over the available items."""
-    return available / available.sum(axis=1, keepdims=True)
+    probs: np.ndarray = available / available.sum(axis=1, keepdims=True)
+    return probs
 
 
 if ENV_ID not in gym.registry:
-    gym.register(id=ENV_ID, entry_point=RecommendationEnv)
+    # EnvCreator is typed ``(**kwargs: Any) -> Env``; the class takes the keyword arguments a
+    # spec passes, but mypy cannot match its named parameters to ``**kwargs``.
+    gym.register(id=ENV_ID, entry_point=RecommendationEnv)  # type: ignore[arg-type]

@@ -17,13 +17,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.settings import Settings
+from pydantic import BaseModel, Field
+
+from schemas.names import UNIFORM_VERSION
+from services.kafka_settings import KafkaSettings
+from services.sdk.settings import SdkSettings
 from services.simulator.environments import check_environment
 from services.simulator.fleet import EpisodeStats, UniformPolicy, play_episodes
 
-__all__ = ["FleetRun", "run_fleet"]
+__all__ = ["FleetConnections", "FleetRun", "run_fleet"]
 
-UNIFORM = "uniform"
+UNIFORM = UNIFORM_VERSION  # the built-in policy's name is its version's
+
+
+class FleetConnections(BaseModel):
+    """What every worker process connects to: the broker, its SDK settings, the registry.
+
+    A part of its own rather than the whole command-line settings, so the fleet knows nothing of
+    the learner; the command line composes it (and it crosses to spawned workers as JSON).
+    """
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    sdk: SdkSettings = Field(default_factory=SdkSettings)
+    registry_uri: str
 
 
 @dataclass
@@ -41,7 +57,7 @@ class FleetRun:
 
 @dataclass(frozen=True)
 class _WorkerPlan:
-    settings_json: str
+    connections_json: str
     env_id: str
     episodes: int
     policy: str
@@ -56,7 +72,7 @@ def _play(plan: _WorkerPlan) -> EpisodeStats:
     """One worker: build the logger and the acting policy, play, flush, close."""
     from services.sdk import DecisionLogger
 
-    settings = Settings.model_validate_json(plan.settings_json)
+    settings = FleetConnections.model_validate_json(plan.connections_json)
     if plan.metrics_port is not None:
         import prometheus_client
 
@@ -75,7 +91,7 @@ def _play(plan: _WorkerPlan) -> EpisodeStats:
         from services.sdk import PolicyClient
 
         with PolicyClient(
-            settings.learner.registry_uri,
+            settings.registry_uri,
             plan.policy,
             kafka=settings.kafka,
             poll_interval_s=plan.poll_interval_s,
@@ -94,7 +110,7 @@ def _play(plan: _WorkerPlan) -> EpisodeStats:
 
 
 def run_fleet(
-    settings: Settings,
+    settings: FleetConnections,
     env_id: str,
     episodes: int,
     policy: str = UNIFORM,
@@ -123,13 +139,13 @@ def run_fleet(
         raise ValueError(f"workers={workers}: must be at least 1")
     workers = min(workers, episodes)
     run_id = run_id or uuid.uuid4().hex[:8]
-    settings_json = settings.model_dump_json()
+    connections_json = settings.model_dump_json()
     shares = [episodes // workers + (1 if k < episodes % workers else 0) for k in range(workers)]
     plans, first = [], 0
     for k, share in enumerate(shares):
         plans.append(
             _WorkerPlan(
-                settings_json,
+                connections_json,
                 env_id,
                 share,
                 policy,

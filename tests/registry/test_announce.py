@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from learner.registry import Registry
 from services.broker.embedded import find_free_port
 from services.kafka_settings import KafkaSettings
+from services.registry import Registry
 from tests.learner.conftest import read_policy_updates
-from tests.learner.registry.tiny_policy import manifest
+from tests.registry.tiny_policy import manifest
 
 
 @pytest.mark.integration

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from learner.registry import Registry
-from tests.learner.registry.tiny_policy import manifest
+from services.registry import Registry
+from tests.registry.tiny_policy import manifest
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Crash(RuntimeError):
@@ -46,8 +46,8 @@ def test_exception_between_writing_files_and_swapping_current_keeps_current(
 _KILLED_PUBLISHER = textwrap.dedent(
     """
     import os, signal, sys
-    from learner.registry import Registry
-    from tests.learner.registry.tiny_policy import manifest, policy_bytes
+    from services.registry import Registry
+    from tests.registry.tiny_policy import manifest, policy_bytes
 
     def die(self, version, *, event):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from learner.registry import (
+from schemas.manifest import sha256_hex
+from services.registry import (
     ManifestError,
     Registry,
     RegistryError,
     TamperedPolicyError,
     VersionNotFoundError,
-    sha256_hex,
 )
-from tests.learner.registry.tiny_policy import manifest
+from tests.registry.tiny_policy import manifest
 
 
 @pytest.fixture

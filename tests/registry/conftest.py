@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.learner.registry.tiny_policy import policy_bytes
+from tests.registry.tiny_policy import policy_bytes
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,12 @@
-"""Errors the registry raises, each naming the version and what is wrong with it."""
+"""Errors the registry raises, each naming the version and what is wrong with it.
+
+All derive from :class:`RegistryError`, so a command line can turn any of them into one clear
+line without knowing the registry's internals.
+"""
 
 from __future__ import annotations
+
+from schemas.manifest import InvalidManifestError
 
 __all__ = ["ManifestError", "RegistryError", "TamperedPolicyError", "VersionNotFoundError"]
 
@@ -20,5 +26,10 @@ class TamperedPolicyError(RegistryError):
     """``policy.pt`` does not hash to the sha256 recorded in its manifest: it is refused."""
 
 
-class ManifestError(RegistryError, ValueError):
-    """A manifest lacks a required key or has a value that breaks a rule."""
+class ManifestError(RegistryError, InvalidManifestError):
+    """A manifest lacks a required key or has a value that breaks a rule.
+
+    The rules are the manifest schema's (:mod:`schemas.manifest`); the registry re-raises the
+    schema's :class:`~schemas.manifest.InvalidManifestError` as this, so that callers catching
+    :class:`RegistryError` see it too.
+    """
