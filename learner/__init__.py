@@ -2,9 +2,10 @@
 
 Subpackages: ``data`` (pinned timeline snapshot, dense arrays, split), ``preprocessing``
 (feature identification and normalization), ``trainers`` (bandit reward model, offline Double
-DQN with CQL/BCQ), ``serving`` (TorchScript ``policy.pt``), ``cpe`` (estimators and
-diagnostics), ``gate`` (the publish rule), ``registry`` (versions, CURRENT/ROLLOUT),
-``gate_log``, ``metrics``, ``report`` and ``pipeline`` (one run end to end; ``run_once``).
+DQN with CQL/BCQ as algorithm classes), ``serving`` (export to TorchScript ``policy.pt``),
+``cpe`` (estimators and diagnostics), ``gate`` (the publish rule), ``gate_log``, ``metrics``,
+``report`` and ``run`` (one run end to end, stage by stage; ``run_once``). The policy registry
+is a part of its own (``services/registry``).
 Nothing is imported here, so importing the settings does not import torch through this file.
 """
 

@@ -1,11 +1,13 @@
-"""Settings of the learner: where data, registry and outputs live, and each part's section.
+"""Settings of the learner: where its registry and outputs live, and each part's section.
 
 The sections belong to the parts that use them (d3rlpy-style: algorithm configuration apart
 from implementation) and are only composed here: ``preprocessing`` (feature identification and
 normalization), ``trainer`` (algorithm, hyper-parameters, exploration of the served policy),
 ``cpe`` (estimators, bootstrap, diagnostics thresholds) and ``gate`` (the publish rule). In the
 TOML file they are ``[learner.trainer]``, ``[learner.cpe]``, ...; in the environment e.g.
-``POLICYLOOP_LEARNER__TRAINER__STEPS=2000``.
+``POLICYLOOP_LEARNER__TRAINER__STEPS=2000``. The timeline it reads is not here: the sessionizer
+writes it, so its location is the shared ``[tables]`` section (:mod:`services.storage_settings`),
+given to a run as an argument.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from learner.cpe.config import CpeSettings
 from learner.gate import GateSettings
 from learner.preprocessing.config import PreprocessingSettings
 from learner.trainers.config import TrainerSettings
+from schemas.names import POLICY_NAME_PATTERN
 
 __all__ = ["LearnerSettings"]
 
@@ -25,10 +28,9 @@ class LearnerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    timeline_uri: str = ".policyloop/tables/timeline"
     gate_log_uri: str = ".policyloop/tables/gate_log"
     registry_uri: str = ".policyloop/registry"
-    policy_name: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    policy_name: str = Field(default="default", pattern=POLICY_NAME_PATTERN)
     reports_dir: str = ".policyloop/reports"
     seed: int = Field(default=0, description="Seed of the train/eval split.")
     window_days: int | None = Field(default=None, ge=1)

@@ -8,9 +8,9 @@ import pytest
 from rich.console import Console
 
 from services.broker.embedded import broker_status
+from services.cli.settings import Settings
 from services.delta_tables import open_table
 from services.demo import demo_settings, run_demo
-from services.settings import Settings
 from services.simulator.recommendation_env import ENV_ID
 
 pytestmark = pytest.mark.integration

@@ -1,21 +1,15 @@
 """Trainers: one-step reward model and offline Double DQN (CQL / BCQ), and the served policy.
 
-Names are imported on first use (see ``services.lazy_exports``): the config sections are
-imported by ``services.settings`` and must not pull torch into every CLI command.
+One training loop (``loop.py``) runs every algorithm; each algorithm is a class behind one
+interface in ``algorithms/``, found by the name ``TrainerSettings.algorithm`` gives.
+
+``training.train`` (and ``choose_algorithm``) runs one; ``config`` holds ``TrainerSettings``
+and ``ExplorationSettings``; ``algorithms`` the ``Algorithm`` classes and ``ALGORITHMS`` (by
+name); ``policy`` the served ``PolicyModule`` and ``StochasticPolicy``; ``result`` the
+``TrainResult``.
+
+Import from the modules: this file stays empty so that the command line, which composes the
+learner's settings from ``config``, does not import torch.
 """
 
-from services.lazy_exports import lazy_exports
-
-_WHERE = {
-    "ALGORITHMS": "learner.trainers.config",
-    "ExplorationSettings": "learner.trainers.config",
-    "PolicyModule": "learner.trainers.policy",
-    "StochasticPolicy": "learner.trainers.policy",
-    "TrainResult": "learner.trainers.result",
-    "TrainerSettings": "learner.trainers.config",
-    "choose_algorithm": "learner.trainers.training",
-    "train": "learner.trainers.training",
-}
-
-__all__ = sorted(_WHERE)
-__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
+__all__: list[str] = []

@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from services.broker.embedded import BrokerError, broker_status, start_broker, stop_broker
-from services.cli.main import settings_from_context
-from services.kafka_topics import ensure_topics
+from services.cli.context import settings_from_context
 
 __all__ = ["broker"]
 
@@ -22,6 +21,8 @@ def broker() -> None:
 @click.pass_context
 def up(ctx: click.Context, port: int | None, host: str | None) -> None:
     """Start the broker in the background and create the product's topics."""
+    from services.kafka_topics import ensure_topics  # kafka-python: only `up` needs it
+
     settings = settings_from_context(ctx, {"broker": {"port": port, "host": host}})
     try:
         handle = start_broker(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from services.cli.main import settings_from_context
+from services.cli.context import settings_from_context
 
 __all__ = ["demo"]
 
@@ -39,7 +39,7 @@ _ENVS = {"cartpole": "CartPole-v1", "bandit": "policyloop/Recommendation-v0"}
     help="Gradient steps of each learner run (default: the environment's demo default).",
 )
 @click.pass_context
-def demo(ctx: click.Context, env: str, trainer_steps: int | None, **overrides: object) -> None:
+def demo(ctx: click.Context, /, env: str, trainer_steps: int | None, **overrides: object) -> None:
     """Start the broker, a sessionizer and a fleet on the uniform policy; then rounds of
     learn → gate → publish → staged rollout → more traffic, one line per round, an HTML report,
     and every process stopped. Exits 1 if the served policy misses the environment's target."""

@@ -1,31 +1,30 @@
 """``policyloop``: the command line of every part of the product.
 
 Sub-commands are imported only when invoked, so ``policyloop broker status`` does not pay for
-importing torch or faust. Each part registers its command group in ``_COMMANDS`` below as
-``name -> "module:attribute"``; the module owns the command's options and help.
+importing torch or faust. Every command lives in this package, one module per part
+(``<part>_cmd.py``), registered in ``_COMMANDS`` below as ``name -> "module:attribute"``; the
+module owns the command's options and help and gets its settings from
+:func:`services.cli.context.settings_from_context`.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 import click
 
-from services.settings import Settings, load_settings
-
-__all__ = ["cli", "settings_from_context"]
+__all__ = ["cli"]
 
 _COMMANDS: dict[str, str] = {
     "broker": "services.cli.broker_cmd:broker",
-    "sessionize": "services.sessionizer.cli:sessionize",
-    "table": "services.sessionizer.cli:table",
+    "sessionize": "services.cli.sessionize_cmd:sessionize",
+    "table": "services.cli.sessionize_cmd:table",
     "demo": "services.cli.demo_cmd:demo",
-    "learn": "learner.cli:learn",
-    "cpe": "learner.cli:cpe",
-    "registry": "learner.cli:registry",
-    "rollout": "services.rollout.cli:rollout",
-    "simulate": "services.simulator.cli:simulate",
+    "learn": "services.cli.learn_cmd:learn",
+    "cpe": "services.cli.learn_cmd:cpe",
+    "registry": "services.cli.registry_cmd:registry",
+    "rollout": "services.cli.rollout_cmd:rollout",
+    "simulate": "services.cli.simulate_cmd:simulate",
 }
 
 
@@ -36,7 +35,8 @@ class _LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in _COMMANDS:
             module_name, attr = _COMMANDS[name].split(":")
-            return getattr(importlib.import_module(module_name), attr)
+            command: click.Command = getattr(importlib.import_module(module_name), attr)
+            return command
         return super().get_command(ctx, name)
 
 
@@ -53,13 +53,3 @@ class _LazyGroup(click.Group):
 def cli(ctx: click.Context, config_file: str | None) -> None:
     """Log decisions, sessionize them, learn, prove with CPE, publish and roll out."""
     ctx.obj = {"config_file": config_file}
-
-
-def settings_from_context(ctx: click.Context, overrides: dict[str, Any] | None = None) -> Settings:
-    """Settings for a command: file and environment, then the command's flags on top."""
-    root = ctx.find_root()
-    config_file = (root.obj or {}).get("config_file")
-    try:
-        return load_settings(config_file, overrides)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(f"invalid configuration: {exc}") from None

@@ -22,22 +22,32 @@ import math
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from learner.settings import LearnerSettings
+from schemas.names import UNIFORM_VERSION
 from services.broker.embedded import start_broker, stop_broker
+from services.cli.settings import Settings, deep_merge
 from services.demo.processes import SessionizerProcess
 from services.demo.settings import DemoSettings
 from services.kafka_topics import ensure_topics
-from services.settings import Settings, deep_merge
 from services.simulator.fleet import EpisodeStats, play_episodes
+
+if TYPE_CHECKING:
+    from learner.run import RunResult
+    from services.kafka_settings import KafkaSettings
+    from services.rollout.controller import RolloutController
+    from services.sdk.logger import DecisionLogger
+    from services.sdk.policy_client import PolicyClient
 
 __all__ = ["DemoResult", "RoundResult", "TrafficBatch", "run_demo"]
 
-UNIFORM = "uniform"
+UNIFORM = UNIFORM_VERSION
 
 
 @dataclass
@@ -97,7 +107,7 @@ class DemoResult:
         return self.serving_return is not None and self.serving_return >= target
 
 
-def _with_overrides(learner: LearnerSettings, overrides: dict) -> LearnerSettings:
+def _with_overrides(learner: LearnerSettings, overrides: dict[str, Any]) -> LearnerSettings:
     """``learner`` with ``overrides`` merged in, validated like any learner settings."""
     return LearnerSettings.model_validate(deep_merge(learner.model_dump(), overrides))
 
@@ -111,7 +121,6 @@ def _workspace(settings: Settings, demo: DemoSettings) -> tuple[Path, Settings]:
     tables = root / "tables"
     learner = _with_overrides(settings.learner, demo.learner).model_copy(
         update={
-            "timeline_uri": str(tables / "timeline"),
             "gate_log_uri": str(tables / "gate_log"),
             "registry_uri": str(root / "registry"),
             "reports_dir": str(root / "reports"),
@@ -123,7 +132,6 @@ def _workspace(settings: Settings, demo: DemoSettings) -> tuple[Path, Settings]:
     )
     sessionizer = settings.sessionizer.model_copy(
         update={
-            "table_uri": str(tables / "timeline"),
             # The fleet logs each reward right after its decision: take the first and move on.
             "reward_aggregation": "first",
             "reward_window_s": 5.0,
@@ -141,6 +149,7 @@ def _workspace(settings: Settings, demo: DemoSettings) -> tuple[Path, Settings]:
             "sessionizer": sessionizer,
             "learner": learner,
             "rollout": rollout,
+            "tables": settings.tables.model_copy(update={"timeline_uri": str(tables / "timeline")}),
         }
     )
     return root, demo_settings
@@ -150,7 +159,7 @@ class _Loop:
     """The state of one demo run between its steps."""
 
     def __init__(self, settings: Settings, demo: DemoSettings) -> None:
-        self.logger = None  # the DecisionLogger the client logs through, once started
+        self.logger: DecisionLogger | None = None  # what the client logs through, once started
         self.settings = settings
         self.demo = demo
         self.result = DemoResult(demo)
@@ -158,7 +167,9 @@ class _Loop:
         self.batches = 0
 
     # ------------------------------------------------------------------------------ traffic
-    def play(self, client, sessionizer: SessionizerProcess, episodes: int, round_: int):
+    def play(
+        self, client: PolicyClient, sessionizer: SessionizerProcess, episodes: int, round_: int
+    ) -> EpisodeStats:
         """One batch of traffic through the client; returns once the timeline holds it."""
         client.refresh()
         serving = client.serving
@@ -172,9 +183,10 @@ class _Loop:
             episode_prefix=f"r{round_}b{self.batches}",
         )
         self.batches += 1
+        assert self.logger is not None  # run_demo sets it before the first batch
         self.logger.flush(timeout=60)
         self.rows += sum(stats.lengths)
-        sessionizer.wait_rows(self.settings.learner.timeline_uri, self.rows)
+        sessionizer.wait_rows(self.settings.tables.timeline_uri, self.rows)
         by_version = Counter(stats.versions)
         self.result.traffic.append(
             TrafficBatch(
@@ -209,10 +221,10 @@ def round_line(r: RoundResult) -> str:
 
 def run_demo(settings: Settings, demo: DemoSettings, console: Console | None = None) -> DemoResult:
     """Run the closed loop; every process it starts is stopped before it returns."""
-    from learner.pipeline import run_once
-    from learner.registry import Registry
+    from learner.run import run_once
     from services.demo.report import write_demo_report
-    from services.rollout import RolloutController
+    from services.registry import Registry
+    from services.rollout.controller import RolloutController
     from services.sdk import DecisionLogger, PolicyClient
 
     console = console or Console()
@@ -235,7 +247,10 @@ def run_demo(settings: Settings, demo: DemoSettings, console: Console | None = N
         learner = settings.learner
         registry = Registry(learner.registry_uri, learner.policy_name)
         controller = RolloutController(
-            registry, learner.timeline_uri, settings.rollout.rollout_log_uri, settings.rollout
+            registry,
+            settings.tables.timeline_uri,
+            settings.rollout.rollout_log_uri,
+            settings.rollout,
         )
         with (
             DecisionLogger(kafka=kafka, settings=settings.sdk) as logger,
@@ -284,12 +299,24 @@ def run_demo(settings: Settings, demo: DemoSettings, console: Console | None = N
 
 
 def _learn_and_roll_out(
-    loop: _Loop, run_once, controller, client, sessionizer, kafka, round_: int
+    loop: _Loop,
+    run_once: Callable[..., RunResult],
+    controller: RolloutController,
+    client: PolicyClient,
+    sessionizer: SessionizerProcess,
+    kafka: KafkaSettings,
+    round_: int,
 ) -> RoundResult:
     """One round: learn → gate → (staged rollout with traffic) → the round's line."""
     demo, result = loop.demo, loop.result
     learned = time.monotonic()
-    run = run_once(loop.settings.learner, kafka=kafka, progress=False, force=True)
+    run = run_once(
+        loop.settings.learner,
+        loop.settings.tables.timeline_uri,
+        kafka=kafka,
+        progress=False,
+        force=True,
+    )
     line = RoundResult(round_, run.published_version or "—", run.status)
     line.learn_seconds = time.monotonic() - learned
     line.sentence = run.sentence
@@ -318,6 +345,7 @@ def _learn_and_roll_out(
         result.serving_return = line.true_return
         return line
     candidate = run.published_version
+    assert candidate is not None  # a published run names the version it stored
     controller.start(candidate, demo.rollout_steps, demo.min_episodes)
     played = EpisodeStats()
     outcome = None

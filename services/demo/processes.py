@@ -23,8 +23,8 @@ import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from services.broker.embedded import find_free_port
+from services.cli.settings import Settings
 from services.delta_tables import open_table
-from services.settings import Settings
 
 __all__ = ["SessionizerProcess", "settings_environment", "timeline_rows"]
 
@@ -65,7 +65,7 @@ class SessionizerProcess:
     def __init__(self, settings: Settings, log_path: Path) -> None:
         self.metrics_port = find_free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYLOOP_")}
-        env.update(settings_environment(settings, ("kafka", "sessionizer")))
+        env.update(settings_environment(settings, ("kafka", "sessionizer", "tables")))
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(

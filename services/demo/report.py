@@ -22,6 +22,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from services.demo.loop import DemoResult
 
 __all__ = ["render_demo_report", "write_demo_report"]
@@ -35,7 +37,7 @@ img { max-width: 100%; } .muted { color: #777; font-size: .9em; }
 """
 
 
-def _png(fig) -> str:
+def _png(fig: Figure) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
@@ -58,21 +60,23 @@ def _rounds_figure(result: DemoResult) -> str:
     ax_ret.set_xticks(xs)
     truth = [r.true_discounted if r.true_discounted is not None else float("nan") for r in rounds]
     ax_cpe.plot(xs, truth, "o-", label="true discounted return (env)")
-    est = [r for r in rounds if r.estimate is not None]
+    est = [(r, r.estimate) for r in rounds if r.estimate is not None]
     if est:
         ax_cpe.errorbar(
-            [r.round + 0.05 for r in est],
-            [r.estimate for r in est],
+            [r.round + 0.05 for r, _ in est],
+            [v for _, v in est],
             yerr=[
-                [max(r.estimate - (r.ci_low or r.estimate), 0) for r in est],
-                [max((r.ci_high or r.estimate) - r.estimate, 0) for r in est],
+                [max(v - (r.ci_low or v), 0) for r, v in est],
+                [max((r.ci_high or v) - v, 0) for r, v in est],
             ],
             fmt="s",
             capsize=4,
             label="gate's estimate of the candidate (CI)",
         )
-        logged = [r.logged_value for r in est]
-        ax_cpe.plot([r.round for r in est], logged, "x", color="gray", label="logged policy (CPE)")
+        logged = [r.logged_value for r, _ in est]
+        ax_cpe.plot(
+            [r.round for r, _ in est], logged, "x", color="gray", label="logged policy (CPE)"
+        )
     ax_cpe.set_xticks(xs)
     ax_cpe.set_xlabel("round")
     ax_cpe.set_title("discounted value: truth vs the gate's estimate")

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.names import POLICY_NAME_PATTERN
 from services.simulator.recommendation_env import ENV_ID as BANDIT_ENV_ID
 
 __all__ = ["BANDIT_ENV_ID", "CARTPOLE_ENV_ID", "DemoSettings", "demo_settings"]
@@ -24,7 +25,7 @@ class DemoSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     env_id: str = CARTPOLE_ENV_ID
-    policy_name: str = Field(default="cartpole", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    policy_name: str = Field(default="cartpole", pattern=POLICY_NAME_PATTERN)
     seed: int = 0
     cold_start_episodes: int = Field(default=1_000, ge=1, description="Uniform-policy episodes.")
     batch_episodes: int = Field(
@@ -72,4 +73,4 @@ def demo_settings(env_id: str, **overrides: object) -> DemoSettings:
     else:
         raise ValueError(f"env={env_id!r}: the demo runs {CARTPOLE_ENV_ID} or {BANDIT_ENV_ID}")
     base.update({k: v for k, v in overrides.items() if v is not None})
-    return DemoSettings(**base)
+    return DemoSettings.model_validate(base)

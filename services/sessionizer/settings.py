@@ -1,7 +1,9 @@
 """Settings of the sessionizer (the stream worker turning events into timeline rows).
 
 Durations are in seconds. Every field is reachable as ``POLICYLOOP_SESSIONIZER__<FIELD>`` and,
-for the ones that matter day to day, as a ``policyloop sessionize`` flag.
+for the ones that matter day to day, as a ``policyloop sessionize`` flag. Where the timeline
+table lives is not here: the learner reads it too, so it is the shared ``[tables]`` section
+(:mod:`services.storage_settings`), given to the worker as an argument.
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ __all__ = ["SessionizerSettings"]
 class SessionizerSettings(BaseModel):
     """Windows, timeouts, sink batching and where the worker keeps its state."""
 
-    table_uri: str = ".policyloop/tables/timeline"
     state_uri: str | None = Field(
         default=None,
         description="Where episode-state checkpoints live (local path or object-store URI); "
-        "default: '<table_uri>.state' next to the table.",
+        "default: '<timeline_uri>.state' next to the timeline table.",
     )
     app_id: str = Field(
         default="policyloop-sessionizer",
@@ -62,6 +63,7 @@ class SessionizerSettings(BaseModel):
     metrics_host: str = "127.0.0.1"
     web_port: int = Field(default=0, ge=0, le=65535)
 
-    def resolved_state_uri(self) -> str:
-        """The checkpoint location: ``state_uri`` or ``<table_uri>.state``."""
-        return self.state_uri or f"{self.table_uri.rstrip('/')}.state"
+    def resolved_state_uri(self, table_uri: str) -> str:
+        """The checkpoint location: ``state_uri``, or ``<table_uri>.state`` beside the table the
+        worker writes (so that one flag moves both when no state location is given)."""
+        return self.state_uri or f"{table_uri.rstrip('/')}.state"

@@ -16,15 +16,16 @@ import uuid
 import prometheus_client
 import pytest
 
-from learner.pipeline import run_once
-from learner.registry import Registry
+from learner.run import run_once
 from learner.settings import LearnerSettings
+from services.cli.settings import Settings
 from services.demo.processes import SessionizerProcess
 from services.kafka_settings import KafkaSettings
 from services.kafka_topics import ensure_topics
-from services.rollout import RolloutController, RolloutSettings
+from services.registry import Registry
+from services.rollout.controller import RolloutController
+from services.rollout.settings import RolloutSettings
 from services.sdk import DecisionLogger, PolicyClient
-from services.settings import Settings
 from services.simulator.fleet import play_episodes
 from tests.deploy.monitoring_stack import (
     prometheus_query,
@@ -83,8 +84,8 @@ def stack(broker, tmp_path_factory):
         home=str(tmp_path / "home"),
         kafka=kafka,
         sdk={"spool_dir": str(tmp_path / "spool"), "linger_ms": 5},
+        tables={"timeline_uri": str(tmp_path / "timeline")},
         sessionizer={
-            "table_uri": str(tmp_path / "timeline"),
             "reward_aggregation": "first",
             "reward_window_s": 2.0,
             "batch_max_seconds": 0.5,
@@ -102,7 +103,7 @@ def stack(broker, tmp_path_factory):
         rollout_registry = prometheus_client.CollectorRegistry()
         controller = RolloutController(
             registry,
-            settings.sessionizer.table_uri,
+            settings.tables.timeline_uri,
             str(tmp_path / "rollout_log"),
             RolloutSettings(),
             metrics_registry=rollout_registry,
@@ -123,13 +124,12 @@ def stack(broker, tmp_path_factory):
             stats = play_episodes("CartPole-v1", 60, client, None, seed=0, episode_prefix="m")
             logger.flush(timeout=30)
             _send_garbage(kafka)
-            sessionizer.wait_rows(settings.sessionizer.table_uri, sum(stats.lengths))
+            sessionizer.wait_rows(settings.tables.timeline_uri, sum(stats.lengths))
             tick = controller.evaluate()
             assert tick.decision == "hold"  # 1,000 episodes per side are far away
 
             with running_pushgateway() as pushgateway:
                 learner = LearnerSettings(
-                    timeline_uri=settings.sessionizer.table_uri,
                     gate_log_uri=str(tmp_path / "gate_log"),
                     registry_uri=str(tmp_path / "registry"),
                     reports_dir=str(tmp_path / "reports"),
@@ -140,7 +140,7 @@ def stack(broker, tmp_path_factory):
                     trainer={"steps": 30, "hidden_sizes": [16]},
                     cpe={"n_bootstrap": 20, "fqe": {"n_steps": 30}},
                 )
-                run = run_once(learner, pushgateway=pushgateway)
+                run = run_once(learner, settings.tables.timeline_uri, pushgateway=pushgateway)
                 assert run.ok, run.error
 
                 serving_port, server = _serve(serving_registry)

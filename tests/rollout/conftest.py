@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from prometheus_client import CollectorRegistry
 
-from learner.registry import Registry
+from services.registry import Registry
 from services.rollout.controller import RolloutController
 from services.rollout.settings import RolloutSettings
 from tests.rollout.factory import publish
@@ -75,7 +75,7 @@ def env(registry, tmp_path) -> dict[str, str]:
     return {
         "POLICYLOOP_LEARNER__REGISTRY_URI": registry.uri,
         "POLICYLOOP_LEARNER__POLICY_NAME": "cartpole",
-        "POLICYLOOP_LEARNER__TIMELINE_URI": str(tmp_path / "timeline"),
+        "POLICYLOOP_TABLES__TIMELINE_URI": str(tmp_path / "timeline"),
         "POLICYLOOP_LEARNER__ANNOUNCE": "false",
         "POLICYLOOP_ROLLOUT__ROLLOUT_LOG_URI": str(tmp_path / "rollout_log"),
     }

@@ -15,11 +15,11 @@ from typing import Any
 import torch
 
 from learner.preprocessing.normalizer import FeatureSpec, Normalizer
-from learner.registry import Registry
 from learner.serving import export_policy
 from learner.trainers.config import ExplorationSettings
 from learner.trainers.networks import MLP, UniformLogits
 from learner.trainers.policy import PolicyModule, StochasticPolicy
+from services.registry import Registry
 
 __all__ = ["CARTPOLE_ACTIONS", "CARTPOLE_FEATURES", "manifest_for", "policy_bytes", "publish"]
 

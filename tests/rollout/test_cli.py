@@ -68,7 +68,7 @@ def test_watch_rolls_a_worse_candidate_back_and_stops_when_done(env, registry, t
     for version, mean in (("v2", 5.0), ("v1", 20.0)):
         for i, total in enumerate(rng.normal(mean, 2.0, 40)):
             rows += episode_rows(f"w-{version}-{i}", version, [total], first)
-    write_timeline(env["POLICYLOOP_LEARNER__TIMELINE_URI"], rows)
+    write_timeline(env["POLICYLOOP_TABLES__TIMELINE_URI"], rows)
     watched = _run(env, "watch", "--every", "0.1", "--until-done")
     assert watched.exit_code == 0, watched.output
     assert "rollback v2 vs v1: 10% -> 0%" in watched.output

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from learner.registry import Registry, TamperedPolicyError
+from services.registry import Registry, TamperedPolicyError
 from services.rollout.controller import RolloutController
 from services.rollout.log_table import read_rollout_log
 from services.rollout.plan import RolloutError

@@ -1,9 +1,11 @@
-"""The one typed settings object of policyloop.
+"""The one typed settings object of policyloop: every part's section, composed here.
 
-Precedence, highest first: explicit overrides (CLI flags), ``POLICYLOOP_*`` environment
-variables (nested with ``__``, e.g. ``POLICYLOOP_KAFKA__BOOTSTRAP_SERVERS``), the TOML config
-file (``--config`` or ``POLICYLOOP_CONFIG``, default ``./policyloop.toml`` when present), and
-the embedded defaults, which are local (``./.policyloop/``) so that nothing needs a cluster.
+Each part owns its section and imports no other part's; only the command line composes them
+(and the demo and the simulator's fleet runner, which run several parts). Precedence, highest
+first: explicit overrides (CLI flags), ``POLICYLOOP_*`` environment variables (nested with
+``__``, e.g. ``POLICYLOOP_KAFKA__BOOTSTRAP_SERVERS``), the TOML config file (``--config`` or
+``POLICYLOOP_CONFIG``, default ``./policyloop.toml`` when present), and the embedded defaults,
+which are local (``./.policyloop/``) so that nothing needs a cluster.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from learner.settings import LearnerSettings
 from services.broker.settings import BrokerSettings
@@ -22,15 +25,24 @@ from services.kafka_settings import KafkaSettings
 from services.rollout.settings import RolloutSettings
 from services.sdk.settings import SdkSettings
 from services.sessionizer.settings import SessionizerSettings
+from services.storage_settings import TablesSettings
 
 __all__ = ["Settings", "deep_merge", "load_settings"]
 
 CONFIG_ENV_VAR = "POLICYLOOP_CONFIG"
 DEFAULT_CONFIG_FILE = "policyloop.toml"
 
+#: Keys that were once configured per part and now live in one shared section: a config that
+#: still sets them is refused with the new name rather than silently ignored.
+_MOVED_KEYS = {
+    ("sessionizer", "table_uri"): "tables.timeline_uri (POLICYLOOP_TABLES__TIMELINE_URI)",
+    ("learner", "timeline_uri"): "tables.timeline_uri (POLICYLOOP_TABLES__TIMELINE_URI)",
+}
+
 
 class Settings(BaseSettings):
-    """Root settings: one section per part of the product."""
+    """Root settings: one section per part of the product, and ``tables``, the locations that
+    several parts share (the command line hands them to each part)."""
 
     model_config = SettingsConfigDict(
         env_prefix="POLICYLOOP_", env_nested_delimiter="__", extra="forbid"
@@ -43,23 +55,40 @@ class Settings(BaseSettings):
     sessionizer: SessionizerSettings = Field(default_factory=SessionizerSettings)
     learner: LearnerSettings = Field(default_factory=LearnerSettings)
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    tables: TablesSettings = Field(default_factory=TablesSettings)
 
     @classmethod
     def settings_customise_sources(
-        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
-    ):
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Flags (init) beat the environment, which beats the config file, which beats the
         # embedded defaults.
         return (init_settings, env_settings, _FileSource(settings_cls))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_moved_keys(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            for (section, key), new_place in _MOVED_KEYS.items():
+                part = values.get(section)
+                if isinstance(part, dict) and key in part:
+                    raise ValueError(f"{section}.{key} is now {new_place}")
+        return values
 
-class _FileSource:
+
+class _FileSource(PydanticBaseSettingsSource):
     """Reads the TOML config file chosen by ``POLICYLOOP_CONFIG`` (or ./policyloop.toml)."""
 
     path: Path | None = None
 
-    def __init__(self, settings_cls: type[BaseSettings]) -> None:
-        self.settings_cls = settings_cls
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        # Unused: __call__ returns the whole file at once.
+        return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
         path = _FileSource.path

@@ -1,9 +1,10 @@
-"""``policyloop learn``, ``policyloop cpe`` and ``policyloop registry``: the learner's commands.
+"""``policyloop learn`` and ``policyloop cpe``: the learner's commands.
 
 ``learn --once`` is what a scheduler (cron, a Kubernetes CronJob) runs; ``learn --every 1h`` is
 the same run in a loop for setups without a scheduler, skipping when no new data arrived.
 ``cpe`` evaluates without publishing: a registry version, or any external policy given as
-per-decision probabilities. ``registry`` inspects and moves the ``CURRENT`` pointer by hand.
+per-decision probabilities. Both read the timeline at ``tables.timeline_uri``, the location the
+sessionizer writes.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 
 import click
 
-from services.cli.main import settings_from_context
+from services.cli.context import settings_from_context
 
-__all__ = ["cpe", "learn", "parse_duration", "registry"]
+__all__ = ["cpe", "learn", "parse_duration"]
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -88,12 +89,14 @@ def learn(
             promote=False if no_promote else None,
         ),
     )
-    from learner.pipeline import run_once
+    from learner.run import run_once
 
     kafka = settings.kafka if settings.learner.announce else None
 
     def one_run(force_this: bool) -> int:
-        result = run_once(settings.learner, kafka=kafka, force=force_this)
+        result = run_once(
+            settings.learner, settings.tables.timeline_uri, kafka=kafka, force=force_this
+        )
         click.echo(result.sentence)
         if result.report_path:
             click.echo(f"report: {result.report_path}")
@@ -148,12 +151,16 @@ def cpe(
     if (version is None) == (target_probs is None):
         raise click.UsageError("give exactly one of --policy VERSION or --target-probs TABLE")
     settings = settings_from_context(ctx, _learner_overrides(policy_name=policy_name))
-    from learner.pipeline import evaluate_external
-    from learner.registry import RegistryError
+    from learner.run import evaluate_external
+    from services.registry import RegistryError
 
     try:
         evaluation = evaluate_external(
-            settings.learner, version=version, target_probs_uri=target_probs, all_data=all_data
+            settings.learner,
+            settings.tables.timeline_uri,
+            version=version,
+            target_probs_uri=target_probs,
+            all_data=all_data,
         )
     except (RegistryError, ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -201,113 +208,3 @@ def _print_evaluation(evaluation: Any) -> None:
         f"data: {evaluation.table_uri} version {evaluation.table_version}, "
         f"{evaluation.rows} decisions"
     )
-
-
-# --------------------------------------------------------------------------- registry
-@click.group("registry")
-@click.option("--policy", "policy_name", help="Policy name (default: learner.policy_name).")
-@click.pass_context
-def registry(ctx: click.Context, policy_name: str | None) -> None:
-    """List, inspect, promote and roll back published policy versions."""
-    ctx.ensure_object(dict)
-    ctx.obj["registry_policy"] = policy_name
-
-
-def _open_registry(ctx: click.Context):
-    from learner.registry import Registry, RegistryError
-
-    settings = settings_from_context(ctx)
-    policy_name = (ctx.obj or {}).get("registry_policy") or settings.learner.policy_name
-    kafka = settings.kafka if settings.learner.announce else None
-    try:
-        return Registry(
-            settings.learner.registry_uri,
-            policy_name,
-            kafka=kafka,
-            announce_timeout_s=settings.learner.announce_timeout_s,
-        )
-    except (RegistryError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _registry_errors():
-    from learner.registry import RegistryError
-
-    return (RegistryError, ValueError)
-
-
-@registry.command("list")
-@click.option("--verify", is_flag=True, help="Re-hash every policy.pt against its manifest.")
-@click.pass_context
-def list_cmd(ctx: click.Context, verify: bool) -> None:
-    """Every version, newest last, with CURRENT and ROLLOUT marked."""
-    from rich.console import Console
-    from rich.table import Table
-
-    reg = _open_registry(ctx)
-    rows = reg.list_versions(verify=verify)
-    if not rows:
-        click.echo(f"no versions of {reg.policy_name!r} in {reg.uri}")
-        return
-    table = Table(title=f"{reg.policy_name} in {reg.uri}")
-    for column in ("version", "status", "created", "algorithm", "gate", "sha256", "intact"):
-        table.add_column(column)
-    rollout = reg.rollout()
-    for row in rows:
-        status = []
-        if row.is_current:
-            status.append("CURRENT")
-        if row.in_rollout and rollout:
-            status.append(f"ROLLOUT {rollout['fraction']:.0%}")
-        intact = {None: "", True: "yes", False: "NO"}[row.verified]
-        table.add_row(
-            row.version,
-            " ".join(status),
-            row.created_at or "",
-            row.algorithm or "",
-            row.gate_decision or "",
-            (row.sha256 or "")[:12],
-            intact,
-        )
-    Console().print(table)
-
-
-@registry.command("show")
-@click.argument("version", required=False)
-@click.pass_context
-def show_cmd(ctx: click.Context, version: str | None) -> None:
-    """The manifest of VERSION (default: CURRENT) and whether its policy.pt is intact."""
-    reg = _open_registry(ctx)
-    try:
-        shown = reg.show(version)
-    except _registry_errors() as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(json.dumps(shown, indent=2, sort_keys=True))
-    if shown["integrity"] != "ok":
-        ctx.exit(1)
-
-
-@registry.command("promote")
-@click.argument("version")
-@click.pass_context
-def promote_cmd(ctx: click.Context, version: str) -> None:
-    """Make VERSION the CURRENT policy (after verifying its sha256)."""
-    reg = _open_registry(ctx)
-    try:
-        previous = reg.promote(version)
-    except _registry_errors() as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"{reg.policy_name}: CURRENT {previous or '—'} -> {version}")
-
-
-@registry.command("rollback")
-@click.pass_context
-def rollback_cmd(ctx: click.Context) -> None:
-    """Point CURRENT back at the previously promoted version."""
-    reg = _open_registry(ctx)
-    previous = reg.current()
-    try:
-        target = reg.rollback()
-    except _registry_errors() as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"{reg.policy_name}: CURRENT {previous} -> {target} (rolled back)")

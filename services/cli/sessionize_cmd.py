@@ -1,7 +1,9 @@
 """``policyloop sessionize`` (the worker) and ``policyloop table compact|vacuum`` (upkeep).
 
-Flags override ``POLICYLOOP_SESSIONIZER__*`` / ``POLICYLOOP_KAFKA__*`` variables and the config
-file (see ``services/settings.py``); unset flags leave them alone.
+Flags override ``POLICYLOOP_SESSIONIZER__*`` / ``POLICYLOOP_KAFKA__*`` /
+``POLICYLOOP_TABLES__TIMELINE_URI`` variables and the config file (see
+``services/cli/settings.py``); unset flags leave them alone. ``--table-uri`` sets the one
+timeline location, ``tables.timeline_uri``, that the learner and the rollout read too.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 
 import click
 
-from services.cli.main import settings_from_context
+from services.cli.context import settings_from_context
 
 __all__ = ["sessionize", "table"]
 
@@ -35,7 +37,11 @@ __all__ = ["sessionize", "table"]
 )
 @click.option("--bootstrap-servers", default=None, help="Kafka bootstrap servers.")
 @click.option("--topic-prefix", default=None, help="Topics are <prefix>.events and <prefix>.dlq.")
-@click.option("--table-uri", default=None, help="Delta timeline table (path or s3:// URI).")
+@click.option(
+    "--table-uri",
+    default=None,
+    help="Delta timeline table (path or s3:// URI); default: tables.timeline_uri.",
+)
 @click.option(
     "--state-uri", default=None, help="Episode-state checkpoints (default <table>.state)."
 )
@@ -59,10 +65,12 @@ __all__ = ["sessionize", "table"]
 @click.pass_context
 def sessionize(
     ctx: click.Context,
+    /,
     until_idle: float | None,
     close_open_episodes: bool,
     bootstrap_servers: str | None,
     topic_prefix: str | None,
+    table_uri: str | None,
     **sessionizer: object,
 ) -> None:
     """Run a sessionizer worker: events in, exactly-once timeline rows out (foreground)."""
@@ -75,6 +83,7 @@ def sessionize(
         {
             "kafka": {"bootstrap_servers": bootstrap_servers, "topic_prefix": topic_prefix},
             "sessionizer": dict(sessionizer),
+            "tables": {"timeline_uri": table_uri},
         },
     )
     logging.basicConfig(
@@ -87,13 +96,14 @@ def sessionize(
     worker = SessionizerWorker(
         settings.kafka,
         settings.sessionizer,
+        table_uri=settings.tables.timeline_uri,
         until_idle_s=until_idle,
         close_open_at_exit=close_open_episodes,
     )
     code = asyncio.run(worker.run())
     click.echo(
         f"sessionizer done: {worker.events_seen} events, {worker.rows_written} rows written "
-        f"to {settings.sessionizer.table_uri}"
+        f"to {settings.tables.timeline_uri}"
     )
     if worker.left_open:
         click.echo(
@@ -113,15 +123,15 @@ def table() -> None:
 
 
 @table.command("compact")
-@click.option("--table-uri", default=None, help="Default: sessionizer.table_uri.")
+@click.option("--table-uri", default=None, help="Default: tables.timeline_uri.")
 @click.option("--target-size", type=int, default=None, help="Target file size in bytes.")
 @click.pass_context
 def compact(ctx: click.Context, table_uri: str | None, target_size: int | None) -> None:
     """Rewrite the stream's many small files into few large ones (deltalake optimize.compact)."""
     from services.delta_tables import open_table
 
-    settings = settings_from_context(ctx, {"sessionizer": {"table_uri": table_uri}})
-    uri = settings.sessionizer.table_uri
+    settings = settings_from_context(ctx, {"tables": {"timeline_uri": table_uri}})
+    uri = settings.tables.timeline_uri
     dt = open_table(uri)
     if dt is None:
         raise click.ClickException(f"no Delta table at {uri}")
@@ -133,7 +143,7 @@ def compact(ctx: click.Context, table_uri: str | None, target_size: int | None) 
 
 
 @table.command("vacuum")
-@click.option("--table-uri", default=None, help="Default: sessionizer.table_uri.")
+@click.option("--table-uri", default=None, help="Default: tables.timeline_uri.")
 @click.option("--retention-hours", type=int, default=168, show_default=True)
 @click.option("--dry-run/--no-dry-run", default=True, show_default=True)
 @click.option(
@@ -153,8 +163,8 @@ def vacuum(
     """Delete files no version newer than the retention needs (deltalake vacuum)."""
     from services.delta_tables import open_table
 
-    settings = settings_from_context(ctx, {"sessionizer": {"table_uri": table_uri}})
-    uri = settings.sessionizer.table_uri
+    settings = settings_from_context(ctx, {"tables": {"timeline_uri": table_uri}})
+    uri = settings.tables.timeline_uri
     dt = open_table(uri)
     if dt is None:
         raise click.ClickException(f"no Delta table at {uri}")
