@@ -21,30 +21,34 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from learner.cpe.diagnostics import Diagnostics, fmt_count
 from learner.cpe.estimate import Estimate
+from learner.gate_verdict import GateCheck, GateDecision, fmt_num, verdict
+
+if TYPE_CHECKING:
+    from learner.cpe.base import Estimator
 
 
-def _estimators() -> dict:
-    """The estimator registry, imported on use: it imports torch (FQE), and ``GateSettings``
+def _estimators() -> dict[str, type[Estimator[Any]]]:
+    """The estimator catalog, imported on use: it imports torch (FQE), and ``GateSettings``
     is part of the settings every CLI command loads."""
-    from learner.cpe.registry import ESTIMATORS
+    from learner.cpe.catalog import ESTIMATORS
 
     return ESTIMATORS
 
 
 def estimator_label(name: str) -> str:
-    from learner.cpe.registry import estimator_label as label
+    """How people call an estimator (see :func:`learner.cpe.catalog.estimator_label`)."""
+    from learner.cpe.catalog import estimator_label as label
 
     return label(name)
 
 
-__all__ = ["MODEL_OF", "GateCheck", "GateDecision", "GateSettings", "decide"]
+__all__ = ["MODEL_OF", "GateSettings", "decide"]
 
 #: The model estimate each doubly robust estimator corrects: when importance weights carry
 #: little information (few effective samples) a DR estimate is essentially this model's.
@@ -98,59 +102,15 @@ class GateSettings(BaseModel):
 
     @field_validator("one_step_estimator", "sequential_estimator")
     @classmethod
-    def _known(cls, name: str, info) -> str:
+    def _known(cls, name: str, info: ValidationInfo) -> str:
+        from learner.cpe.catalog import estimator_by_name
+
         kind = "one_step" if info.field_name == "one_step_estimator" else "sequential"
-        estimators = _estimators()
-        if name not in estimators:
-            raise ValueError(
-                f"{info.field_name}: unknown estimator {name!r}; known: {sorted(estimators)}"
-            )
-        if estimators[name].kind != kind:
-            raise ValueError(
-                f"{info.field_name}: {name!r} is a {estimators[name].kind} estimator, not {kind}"
-            )
+        estimator_by_name(name, kind, field=str(info.field_name))
         return name
 
 
-@dataclass(frozen=True)
-class GateCheck:
-    """One condition of the rule, whether it held, and why, in words."""
-
-    name: str
-    passed: bool
-    detail: str
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """The verdict: ``decision``, the ``reasons`` for it, a one-line ``sentence``."""
-
-    decision: Literal["publish", "reject"]
-    reasons: list[str]
-    sentence: str
-    estimator: str
-    lower_bound: float = float("nan")
-    logged_value: float = float("nan")
-    incumbent_value: float | None = None
-    checks: list[GateCheck] = field(default_factory=list)
-
-    @property
-    def publish(self) -> bool:
-        return self.decision == "publish"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _num(x: float) -> str:
-    if not math.isfinite(x):
-        return str(x)
-    return f"{x:,.0f}" if abs(x) >= 10_000 else f"{x:.4g}"
-
-
-def _value(x: Estimate | float | None) -> float | None:
-    if x is None:
-        return None
+def _value(x: Estimate | float) -> float:
     return float(x.value) if isinstance(x, Estimate) else float(x)
 
 
@@ -164,7 +124,7 @@ def _margin_words(settings: GateSettings) -> str:
     if settings.margin == 0:
         return ""
     if settings.margin_kind == "absolute":
-        return f" + margin {_num(settings.margin)}"
+        return f" + margin {fmt_num(settings.margin)}"
     return f" + {settings.margin:.0%} margin"
 
 
@@ -176,7 +136,7 @@ def _kind(names: Sequence[str]) -> Literal["one_step", "sequential"]:
             "estimates: cannot tell one-step from sequential from estimators "
             f"{sorted(names)}; pass kind="
         )
-    return kinds.pop()  # type: ignore[return-value]
+    return kinds.pop()
 
 
 def decide(
@@ -202,17 +162,17 @@ def decide(
     name = settings.one_step_estimator if kind == "one_step" else settings.sequential_estimator
     label = estimator_label(name)
     logged = _value(logged_value)
-    incumbent = _value(incumbent_estimate)
+    incumbent = None if incumbent_estimate is None else _value(incumbent_estimate)
     checks: list[GateCheck] = []
 
     gate = estimates.get(name)
     if gate is None:
         checks.append(GateCheck("estimator", False, f"the gate's estimator {label} was not run"))
-        return _verdict(checks, name, label, float("nan"), logged, incumbent, candidate_version)
+        return verdict(checks, name, label, float("nan"), logged, incumbent, candidate_version)
 
     # 1. Finite everywhere.
     broken = [
-        f"{estimator_label(n)} is {_num(e.value)} [{_num(e.ci_low)}, {_num(e.ci_high)}]"
+        f"{estimator_label(n)} is {fmt_num(e.value)} [{fmt_num(e.ci_low)}, {fmt_num(e.ci_high)}]"
         for n, e in estimates.items()
         if not e.is_finite
     ]
@@ -260,8 +220,8 @@ def decide(
             GateCheck(
                 "beats_logged",
                 ok,
-                f"{label} lower bound {_num(lb)} {'>' if ok else '<='} the logged policy's "
-                f"{_num(logged)}{_margin_words(settings)} ({_num(need)})",
+                f"{label} lower bound {fmt_num(lb)} {'>' if ok else '<='} the logged policy's "
+                f"{fmt_num(logged)}{_margin_words(settings)} ({fmt_num(need)})",
             )
         )
     if settings.beat_incumbent and incumbent is not None and math.isfinite(lb + incumbent):
@@ -271,8 +231,8 @@ def decide(
             GateCheck(
                 "beats_incumbent",
                 ok,
-                f"{label} lower bound {_num(lb)} {'>' if ok else '<='} the incumbent's "
-                f"estimate {_num(incumbent)}{_margin_words(settings)} ({_num(need)})",
+                f"{label} lower bound {fmt_num(lb)} {'>' if ok else '<='} the incumbent's "
+                f"estimate {fmt_num(incumbent)}{_margin_words(settings)} ({fmt_num(need)})",
             )
         )
 
@@ -307,11 +267,11 @@ def decide(
             GateCheck(
                 "max_importance_weight",
                 ok,
-                f"largest importance weight {_num(max_w)} {'<=' if ok else '>'} the allowed "
-                f"{_num(settings.max_importance_weight)}",
+                f"largest importance weight {fmt_num(max_w)} {'<=' if ok else '>'} the allowed "
+                f"{fmt_num(settings.max_importance_weight)}",
             )
         )
-    return _verdict(checks, name, label, lb, logged, incumbent, candidate_version)
+    return verdict(checks, name, label, lb, logged, incumbent, candidate_version)
 
 
 def _model_fallback(
@@ -344,8 +304,8 @@ def _model_fallback(
     problems = []
     if not low <= model.value <= high:
         problems.append(
-            f"its {model_label} model's {_num(model.value)} lies outside {label}'s interval "
-            f"[{_num(gate.ci_low)}, {_num(gate.ci_high)}] "
+            f"its {model_label} model's {fmt_num(model.value)} lies outside {label}'s interval "
+            f"[{fmt_num(gate.ci_low)}, {fmt_num(gate.ci_high)}] "
             f"± {settings.max_model_disagreement:.0%}: the weighted evidence contradicts the model"
         )
     if model.warnings:
@@ -361,42 +321,10 @@ def _model_fallback(
         return GateCheck("model_fallback", False, detail), float(model.ci_low)
     detail = (
         f"{few} are too few for the weights alone, so {label} rests on its {model_label} "
-        f"model: the model's {_num(model.value)} lies within {label}'s interval "
-        f"[{_num(gate.ci_low)}, {_num(gate.ci_high)}] ± {settings.max_model_disagreement:.0%} "
-        f"and the lower of their lower bounds ({_num(min(gate.ci_low, model.ci_low))}) must "
+        f"model: the model's {fmt_num(model.value)} lies within {label}'s interval "
+        f"[{fmt_num(gate.ci_low)}, {fmt_num(gate.ci_high)}] "
+        f"± {settings.max_model_disagreement:.0%} "
+        f"and the lower of their lower bounds ({fmt_num(min(gate.ci_low, model.ci_low))}) must "
         "clear the baselines"
     )
     return GateCheck("model_fallback", True, detail), float(model.ci_low)
-
-
-def _verdict(
-    checks: list[GateCheck],
-    name: str,
-    label: str,
-    lb: float,
-    logged: float,
-    incumbent: float | None,
-    version: str | None,
-) -> GateDecision:
-    failed = [c for c in checks if not c.passed]
-    if failed:
-        first = failed[0].detail
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        sentence = f"Rejected: {first}{more}."
-        return GateDecision(
-            "reject", [c.detail for c in failed], sentence, name, lb, logged, incumbent, checks
-        )
-    gain = (lb - logged) / abs(logged) if logged else float("inf")
-    gain_words = f"by {gain:.0%}" if math.isfinite(gain) else f"by {_num(lb - logged)}"
-    head = f"Published {version}" if version else "Publish"
-    sentence = (
-        f"{head}: {label} lower bound {_num(lb)} beats the logged policy's {_num(logged)} "
-        f"{gain_words}"
-    )
-    if incumbent is not None and not math.isclose(incumbent, logged):
-        sentence += f" and the incumbent's {_num(incumbent)}"
-    if any(c.name == "model_fallback" for c in checks):
-        sentence += " (too few effective samples for the weights alone: it rests on its model)"
-    return GateDecision(
-        "publish", [c.detail for c in checks], sentence + ".", name, lb, logged, incumbent, checks
-    )

@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway, write_to_textfile
 
@@ -24,13 +25,29 @@ _OUTCOMES = ("publish", "reject", "skip", "failed")
 _P = "policyloop_learner_"
 
 
+class _EstimateFigures(Protocol):
+    """What the metrics read of an estimate (e.g. ``cpe.Estimate``)."""
+
+    @property
+    def estimator(self) -> str: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def ci_low(self) -> float: ...
+    @property
+    def ci_high(self) -> float: ...
+    @property
+    def normalized(self) -> float | None: ...
+
+
 class LearnerRunMetrics:
-    """The gauges and counters of one run, labelled with the policy name."""
+    """The gauges and counters of one run, labelled with the policy name, in their own
+    Prometheus ``CollectorRegistry`` (``collectors``)."""
 
     def __init__(self, policy_name: str) -> None:
         self.policy_name = policy_name
-        self.registry = CollectorRegistry()
-        r, lbl = self.registry, ["policy"]
+        self.collectors = CollectorRegistry()
+        r, lbl = self.collectors, ["policy"]
         self.last_run = Gauge(
             _P + "last_run_timestamp_seconds",
             "When the run finished (unix seconds).",
@@ -93,7 +110,7 @@ class LearnerRunMetrics:
             registry=r,
         )
 
-    # One method per fact, so the pipeline records what it knows when it knows it.
+    # One method per fact, so the run records what it knows when it knows it.
     def record_data(self, table_version: int, rows: int, episodes: int) -> None:
         self.table_version.labels(self.policy_name).set(table_version)
         self.rows.labels(self.policy_name).set(rows)
@@ -103,7 +120,7 @@ class LearnerRunMetrics:
         self.train_rate.labels(self.policy_name).set(samples_per_s)
         self.diverged.labels(self.policy_name).set(1.0 if diverged else 0.0)
 
-    def record_estimates(self, target: str, estimates: Iterable[object]) -> None:
+    def record_estimates(self, target: str, estimates: Iterable[_EstimateFigures]) -> None:
         """``estimates``: objects with ``estimator, value, ci_low, ci_high, normalized``."""
         for est in estimates:
             name = str(est.estimator)
@@ -159,7 +176,7 @@ def export_metrics(
         push_to_gateway(
             pushgateway,
             job=JOB_NAME,
-            registry=metrics.registry,
+            registry=metrics.collectors,
             grouping_key={"policy": metrics.policy_name},
             timeout=timeout_s,
         )
@@ -167,5 +184,5 @@ def export_metrics(
     directory = Path(textfile_dir)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"learner_{metrics.policy_name}.prom"
-    write_to_textfile(str(path), metrics.registry)  # writes a temp file and renames it
+    write_to_textfile(str(path), metrics.collectors)  # writes a temp file and renames it
     return str(path)

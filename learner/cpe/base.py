@@ -15,7 +15,7 @@ The point estimate is ``combine`` of the full totals, the interval the percentil
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar, Literal
+from typing import ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 
@@ -29,9 +29,13 @@ __all__ = ["Estimator", "EstimatorKind"]
 
 EstimatorKind = Literal["one_step", "sequential"]
 
+#: The input an estimator reads: :class:`BanditInput` (one-step) or :class:`SequentialInput`.
+InputT = TypeVar("InputT", BanditInput, SequentialInput)
 
-class Estimator(ABC):
-    """Base of all estimators (see module doc). Subclasses set ``name``, ``label``, ``kind``."""
+
+class Estimator(ABC, Generic[InputT]):
+    """Base of all estimators (see module doc). Subclasses set ``name``, ``label``, ``kind``,
+    and the input they read as the type parameter (``Estimator[BanditInput]``)."""
 
     name: ClassVar[str]
     label: ClassVar[str]
@@ -42,18 +46,18 @@ class Estimator(ABC):
         self.warn_min_ess = warn_min_ess
 
     @abstractmethod
-    def columns(self, data) -> np.ndarray:
+    def columns(self, data: InputT) -> np.ndarray:
         """Per-unit quantities ``(n_units, K)`` whose totals determine the estimate."""
 
     @abstractmethod
-    def combine(self, totals: np.ndarray, data) -> np.ndarray:
+    def combine(self, totals: np.ndarray, data: InputT) -> np.ndarray:
         """The estimate for each row of ``totals`` ``(B, K)``; returns ``(B,)``."""
 
-    def prepare(self, data):
+    def prepare(self, data: InputT) -> InputT:
         """Hook to complete the input before estimating (FQE fits its Q-model here)."""
         return data
 
-    def check_input(self, data) -> None:
+    def check_input(self, data: BanditInput | SequentialInput) -> None:
         expected = BanditInput if self.kind == "one_step" else SequentialInput
         if not isinstance(data, expected):
             raise TypeError(
@@ -63,7 +67,7 @@ class Estimator(ABC):
 
     def estimate(
         self,
-        data: BanditInput | SequentialInput,
+        data: InputT,
         *,
         n_bootstrap: int = 300,
         alpha: float = 0.05,
@@ -84,7 +88,7 @@ class Estimator(ABC):
 
     def _warnings(
         self,
-        data,
+        data: InputT,
         value: float,
         low: float,
         high: float,
@@ -113,8 +117,9 @@ class Estimator(ABC):
                     f"Only {fmt_count(ess)} effective samples of {fmt_count(len(weights))} "
                     f"{unit}: {self.label} rests on a few {unit} and should not be trusted."
                 )
-        clipped = getattr(data, "clipped_share", 0.0) if self.uses_weights else 0.0
-        if clipped > 0:
+        # Only sequential inputs clip their weights (``weight_clip``).
+        if self.uses_weights and isinstance(data, SequentialInput) and data.clipped_share > 0:
+            clipped = data.clipped_share
             warnings.append(
                 f"Per-decision weights were clipped at {data.weight_clip:,.4g} in {clipped:.1%} "
                 f"of decisions: {self.label} trades variance for a bias toward the logged "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 __all__ = [
     "DEFAULT_ONE_STEP_ESTIMATORS",
@@ -110,19 +110,11 @@ class CpeSettings(BaseModel):
 
     @field_validator("one_step_estimators", "sequential_estimators")
     @classmethod
-    def _known_estimators(cls, names: list[str], info) -> list[str]:
-        # Imported here: the estimator registry imports this module.
-        from learner.cpe.registry import ESTIMATORS
+    def _known_estimators(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        # Imported here: the estimator catalog imports this module (and torch).
+        from learner.cpe.catalog import estimator_by_name
 
         kind = "one_step" if info.field_name == "one_step_estimators" else "sequential"
         for name in names:
-            if name not in ESTIMATORS:
-                raise ValueError(
-                    f"{info.field_name}: unknown estimator {name!r}; known: {sorted(ESTIMATORS)}"
-                )
-            if ESTIMATORS[name].kind != kind:
-                raise ValueError(
-                    f"{info.field_name}: {name!r} is a {ESTIMATORS[name].kind} estimator, "
-                    f"not {kind}"
-                )
+            estimator_by_name(name, kind, field=str(info.field_name))
         return names

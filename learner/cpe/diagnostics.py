@@ -29,7 +29,7 @@ model predictions are reported as a broken model.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -73,7 +73,18 @@ class Diagnostics:
         return asdict(self)
 
 
-def _rows(data: BanditInput | SequentialInput) -> dict[str, np.ndarray | None]:
+class _Rows(TypedDict):
+    """Per-decision arrays; ``logged`` and ``model`` are None where the input has none."""
+
+    target: np.ndarray
+    possible: np.ndarray
+    actions: np.ndarray
+    propensities: np.ndarray
+    logged: np.ndarray | None
+    model: np.ndarray | None
+
+
+def _rows(data: BanditInput | SequentialInput) -> _Rows:
     """Per-decision arrays (sequential data flattened over its valid steps)."""
     if isinstance(data, BanditInput):
         return {

@@ -1,6 +1,6 @@
 """Evaluate one policy on logged data with every configured estimator, in one call.
 
-The pipeline's single entry point into CPE: it picks the problem shape from the data (one-step
+The learner run's single entry point into CPE: it picks the problem shape from the data (one-step
 when every episode has one decision), fits the model the model-based estimators need once
 (a cross-fitted reward model, or FQE for the target policy) and shares it between DM/FQE and
 the doubly robust family, then runs the estimators, the diagnostics and the logged value with
@@ -10,11 +10,12 @@ the same bootstrap seed so that their intervals are comparable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from learner.cpe.base import Estimator
+from learner.cpe.catalog import estimator_by_name
 from learner.cpe.config import CpeSettings
 from learner.cpe.diagnostics import Diagnostics, diagnose
 from learner.cpe.estimate import Estimate
@@ -22,7 +23,6 @@ from learner.cpe.fqe import FittedQEvaluation, FqeModel, fit_fqe
 from learner.cpe.inputs import BanditInput, SequentialInput
 from learner.cpe.logged_value import logged_policy_value
 from learner.cpe.one_step import SwitchDoublyRobust
-from learner.cpe.registry import ESTIMATORS
 from learner.cpe.reward_model import cross_fitted_reward_hat
 
 if TYPE_CHECKING:
@@ -58,12 +58,12 @@ def build_estimators(
     *,
     fqe_model: FqeModel | None = None,
     progress: bool = False,
-) -> list[Estimator]:
+) -> list[Estimator[Any]]:
     """The estimators the settings name for this kind, configured from the settings."""
     names = settings.one_step_estimators if kind == "one_step" else settings.sequential_estimators
-    out: list[Estimator] = []
+    out: list[Estimator[Any]] = []
     for name in names:
-        cls = ESTIMATORS[name]
+        cls = estimator_by_name(name)
         if cls is SwitchDoublyRobust:
             out.append(SwitchDoublyRobust(settings.switch_tau, warn_min_ess=settings.warn_min_ess))
         elif cls is FittedQEvaluation:
@@ -102,7 +102,6 @@ def evaluate_policy(
             f"target_probs: shape {target_probs.shape}, expected "
             f"({len(data.rewards)}, {data.n_actions}) (decisions x actions)"
         )
-    boot = {"n_bootstrap": settings.n_bootstrap, "alpha": settings.alpha, "seed": settings.seed}
     fqe_model = None
     if data.is_one_step:
         kind: Literal["one_step", "sequential"] = "one_step"
@@ -128,13 +127,17 @@ def evaluate_policy(
     estimates: dict[str, Estimate] = {}
     magic_blend: dict[int, float] = {}
     for estimator in build_estimators(settings, kind, fqe_model=fqe_model, progress=progress):
-        estimates[estimator.name] = estimator.estimate(cpe_input, **boot)
+        estimates[estimator.name] = estimator.estimate(
+            cpe_input, n_bootstrap=settings.n_bootstrap, alpha=settings.alpha, seed=settings.seed
+        )
         magic_blend = getattr(estimator, "last_blend", magic_blend)
     return CpeResult(
         kind=kind,
         estimates=estimates,
         diagnostics=diagnose(cpe_input, settings),
-        logged_value=logged_policy_value(cpe_input, **boot),
+        logged_value=logged_policy_value(
+            cpe_input, n_bootstrap=settings.n_bootstrap, alpha=settings.alpha, seed=settings.seed
+        ),
         input=cpe_input,
         fqe_model=fqe_model,
         magic_blend=magic_blend,

@@ -58,7 +58,8 @@ class FqeModel:
             return np.full((len(states), self.n_actions), np.nan)
         z = torch.as_tensor(self.standardizer.transform(states), dtype=torch.float32)
         with torch.no_grad():
-            return self.network(z).double().numpy()
+            q: np.ndarray = self.network(z).double().numpy()
+        return q
 
     def q_hat(self, data: SequentialInput) -> np.ndarray:
         """Q on every step of ``data``'s episodes ``(E, T, A)``, zero on padding."""
@@ -150,6 +151,7 @@ def fit_fqe(
 
 def _fit_fqe(data: SequentialInput, settings: FqeSettings, seed: int, progress: bool) -> FqeModel:
     tr = _transitions(data)
+    assert data.states is not None  # _transitions raised otherwise
     flat_states = data.states[data.valid]
     standardizer = Standardizer.fit(flat_states)
     n_actions = data.n_actions
@@ -211,7 +213,7 @@ def _fit_fqe(data: SequentialInput, settings: FqeSettings, seed: int, progress: 
                 model.divergence_reason = f"the loss became {float(loss)} at step {step}"
                 break
             opt.zero_grad()
-            loss.backward()
+            torch.autograd.backward(loss)  # loss.backward(), which torch leaves untyped
             nn.utils.clip_grad_norm_(net.parameters(), settings.grad_clip)
             opt.step()
             schedule.step()
@@ -234,7 +236,7 @@ def _fit_fqe(data: SequentialInput, settings: FqeSettings, seed: int, progress: 
     return model
 
 
-class FittedQEvaluation(Estimator):
+class FittedQEvaluation(Estimator[SequentialInput]):
     """FQE as an estimator: mean over episodes of the fitted V(s_0) (see module doc).
 
     Give ``model`` to reuse an FQE fit (the DR family uses the same Q-model); otherwise

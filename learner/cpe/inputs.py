@@ -24,6 +24,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 if TYPE_CHECKING:
     from learner.data import LoggedData
@@ -106,13 +107,14 @@ class BanditInput:
 
     @property
     def n_actions(self) -> int:
-        return self.target_probs.shape[1]
+        return int(self.target_probs.shape[1])
 
     @cached_property
     def weights(self) -> np.ndarray:
         """Importance weights pi(a_i|x_i) / mu(a_i|x_i) of the logged actions."""
         taken = self.target_probs[np.arange(self.n), self.actions]
-        return taken / self.propensities
+        weights: np.ndarray = taken / self.propensities
+        return weights
 
     @cached_property
     def model_value(self) -> np.ndarray:
@@ -120,14 +122,16 @@ class BanditInput:
         if self.reward_hat is None:
             raise ValueError("reward_hat: this estimator needs a reward model's predictions")
         terms = np.where(self.possible_mask, self.target_probs * self.reward_hat, 0.0)
-        return terms.sum(axis=1)
+        value: np.ndarray = terms.sum(axis=1)
+        return value
 
     @cached_property
     def reward_hat_taken(self) -> np.ndarray:
         """q(x_i, a_i): the reward model's prediction for the logged action."""
         if self.reward_hat is None:
             raise ValueError("reward_hat: this estimator needs a reward model's predictions")
-        return self.reward_hat[np.arange(self.n), self.actions]
+        taken: np.ndarray = self.reward_hat[np.arange(self.n), self.actions]
+        return taken
 
 
 @dataclass(frozen=True, eq=False)
@@ -211,7 +215,7 @@ class SequentialInput:
         e, t = len(starts), int(lengths.max())
         a = np.asarray(target_probs).shape[1]
 
-        def pad(values: np.ndarray, fill, dtype) -> np.ndarray:
+        def pad(values: np.ndarray, fill: float, dtype: DTypeLike) -> np.ndarray:
             values = np.asarray(values, dtype)
             out = np.full((e, t, *values.shape[1:]), fill, dtype=dtype)
             out[episode, step] = values
@@ -244,7 +248,7 @@ class SequentialInput:
     @property
     def n(self) -> int:
         """Number of episodes (the unit the bootstrap resamples)."""
-        return self.valid.shape[0]
+        return int(self.valid.shape[0])
 
     @property
     def n_decisions(self) -> int:
@@ -252,15 +256,16 @@ class SequentialInput:
 
     @property
     def horizon(self) -> int:
-        return self.valid.shape[1]
+        return int(self.valid.shape[1])
 
     @property
     def n_actions(self) -> int:
-        return self.target_probs.shape[2]
+        return int(self.target_probs.shape[2])
 
     @cached_property
     def lengths(self) -> np.ndarray:
-        return self.valid.sum(axis=1)
+        lengths: np.ndarray = self.valid.sum(axis=1)
+        return lengths
 
     @cached_property
     def discounts(self) -> np.ndarray:
@@ -327,4 +332,5 @@ class SequentialInput:
     @cached_property
     def discounted_returns(self) -> np.ndarray:
         """sum_t gamma^t r_t of each episode as logged."""
-        return (np.where(self.valid, self.rewards, 0.0) * self.discounts).sum(axis=1)
+        returns: np.ndarray = (np.where(self.valid, self.rewards, 0.0) * self.discounts).sum(axis=1)
+        return returns

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 
-class InverseProbabilityScoring(Estimator):
+class InverseProbabilityScoring(Estimator[BanditInput]):
     """IPS: reweight each logged reward by how much more likely the candidate takes it."""
 
     name = "ips"
@@ -42,13 +42,14 @@ class InverseProbabilityScoring(Estimator):
     kind = "one_step"
 
     def columns(self, data: BanditInput) -> np.ndarray:
-        return (data.weights * data.rewards)[:, None]
+        out: np.ndarray = (data.weights * data.rewards)[:, None]
+        return out
 
     def combine(self, totals: np.ndarray, data: BanditInput) -> np.ndarray:
         return totals[:, 0] / data.n
 
 
-class SelfNormalizedIPS(Estimator):
+class SelfNormalizedIPS(Estimator[BanditInput]):
     """SNIPS: IPS divided by the mean weight, which should be 1 (lower variance, small bias)."""
 
     name = "snips"
@@ -59,10 +60,11 @@ class SelfNormalizedIPS(Estimator):
         return np.stack([data.weights * data.rewards, data.weights], axis=1)
 
     def combine(self, totals: np.ndarray, data: BanditInput) -> np.ndarray:
-        return totals[:, 0] / totals[:, 1]
+        out: np.ndarray = totals[:, 0] / totals[:, 1]
+        return out
 
 
-class DirectMethod(Estimator):
+class DirectMethod(Estimator[BanditInput]):
     """DM: the reward model's value of the candidate; no weights, biased if the model is."""
 
     name = "dm"
@@ -77,7 +79,7 @@ class DirectMethod(Estimator):
         return totals[:, 0] / data.n
 
 
-class DoublyRobust(Estimator):
+class DoublyRobust(Estimator[BanditInput]):
     """DR: DM plus an importance-weighted correction of the model's error on logged actions."""
 
     name = "dr"
@@ -86,13 +88,14 @@ class DoublyRobust(Estimator):
 
     def columns(self, data: BanditInput) -> np.ndarray:
         residual = data.rewards - data.reward_hat_taken
-        return (data.model_value + data.weights * residual)[:, None]
+        out: np.ndarray = (data.model_value + data.weights * residual)[:, None]
+        return out
 
     def combine(self, totals: np.ndarray, data: BanditInput) -> np.ndarray:
         return totals[:, 0] / data.n
 
 
-class SelfNormalizedDoublyRobust(Estimator):
+class SelfNormalizedDoublyRobust(Estimator[BanditInput]):
     """SNDR: DR with the correction term's weights self-normalized."""
 
     name = "sndr"
@@ -104,10 +107,11 @@ class SelfNormalizedDoublyRobust(Estimator):
         return np.stack([data.model_value, data.weights * residual, data.weights], axis=1)
 
     def combine(self, totals: np.ndarray, data: BanditInput) -> np.ndarray:
-        return totals[:, 0] / data.n + totals[:, 1] / totals[:, 2]
+        out: np.ndarray = totals[:, 0] / data.n + totals[:, 1] / totals[:, 2]
+        return out
 
 
-class SwitchDoublyRobust(Estimator):
+class SwitchDoublyRobust(Estimator[BanditInput]):
     """Switch-DR: DR where the weight is at most ``tau``, the model alone where it is larger."""
 
     name = "switch_dr"
@@ -125,7 +129,8 @@ class SwitchDoublyRobust(Estimator):
         kept = np.where(data.weights <= self.tau, data.weights, 0.0)
         # A NaN weight must stay NaN (a broken candidate), not be switched off.
         kept = np.where(np.isnan(data.weights), np.nan, kept)
-        return (data.model_value + kept * residual)[:, None]
+        out: np.ndarray = (data.model_value + kept * residual)[:, None]
+        return out
 
     def combine(self, totals: np.ndarray, data: BanditInput) -> np.ndarray:
         return totals[:, 0] / data.n

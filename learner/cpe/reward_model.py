@@ -34,10 +34,12 @@ class RewardModel:
         z = self.standardizer.transform(states)
         if self.coef is not None:
             design = np.concatenate([np.ones((len(z), 1)), z], axis=1)
-            return design @ self.coef.T
+            linear: np.ndarray = design @ self.coef.T
+            return linear
         assert self.network is not None
         with torch.no_grad():
-            return self.network(torch.as_tensor(z, dtype=torch.float32)).double().numpy()
+            mlp: np.ndarray = self.network(torch.as_tensor(z, dtype=torch.float32)).double().numpy()
+        return mlp
 
 
 def _check(states: np.ndarray, actions: np.ndarray, rewards: np.ndarray, n_actions: int) -> None:
@@ -52,7 +54,9 @@ def _check(states: np.ndarray, actions: np.ndarray, rewards: np.ndarray, n_actio
         raise ValueError("rewards: must be finite to fit a reward model")
 
 
-def _fit_linear(z: np.ndarray, actions, rewards, n_actions: int, ridge: float) -> np.ndarray:
+def _fit_linear(
+    z: np.ndarray, actions: np.ndarray, rewards: np.ndarray, n_actions: int, ridge: float
+) -> np.ndarray:
     f = z.shape[1]
     coef = np.zeros((n_actions, f + 1))
     overall = float(rewards.mean()) if len(rewards) else 0.0
@@ -68,7 +72,14 @@ def _fit_linear(z: np.ndarray, actions, rewards, n_actions: int, ridge: float) -
     return coef
 
 
-def _fit_mlp(z, actions, rewards, n_actions: int, settings: RewardModelSettings, seed: int):
+def _fit_mlp(
+    z: np.ndarray,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    n_actions: int,
+    settings: RewardModelSettings,
+    seed: int,
+) -> nn.Sequential:
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         layers: list[nn.Module] = []
@@ -76,10 +87,11 @@ def _fit_mlp(z, actions, rewards, n_actions: int, settings: RewardModelSettings,
         for h in settings.hidden_sizes:
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
-        layers.append(nn.Linear(width, n_actions))
+        last = nn.Linear(width, n_actions)
+        layers.append(last)
         net = nn.Sequential(*layers)
         with torch.no_grad():
-            net[-1].bias.fill_(float(rewards.mean()))
+            last.bias.fill_(float(rewards.mean()))
         opt = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
         x = torch.as_tensor(z, dtype=torch.float32)
         a = torch.as_tensor(actions, dtype=torch.int64)
@@ -93,7 +105,7 @@ def _fit_mlp(z, actions, rewards, n_actions: int, settings: RewardModelSettings,
                 pred = net(x[idx]).gather(1, a[idx, None]).squeeze(1)
                 loss = torch.mean((pred - y[idx]) ** 2)
                 opt.zero_grad()
-                loss.backward()
+                torch.autograd.backward(loss)  # loss.backward(), which torch leaves untyped
                 opt.step()
         net.eval()
     return net

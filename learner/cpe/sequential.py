@@ -47,7 +47,7 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den == 0.0, 0.0, num / den)
 
 
-class PerDecisionIS(Estimator):
+class PerDecisionIS(Estimator[SequentialInput]):
     """Per-decision importance sampling: each reward weighted by the ratios up to its step."""
 
     name = "pdis"
@@ -56,13 +56,14 @@ class PerDecisionIS(Estimator):
 
     def columns(self, data: SequentialInput) -> np.ndarray:
         terms = data.cumulative_weights * np.where(data.valid, data.rewards, 0.0)
-        return (terms * data.discounts).sum(axis=1)[:, None]
+        out: np.ndarray = (terms * data.discounts).sum(axis=1)[:, None]
+        return out
 
     def combine(self, totals: np.ndarray, data: SequentialInput) -> np.ndarray:
         return totals[:, 0] / data.n
 
 
-class WeightedPerDecisionIS(Estimator):
+class WeightedPerDecisionIS(Estimator[SequentialInput]):
     """Weighted (self-normalized) PDIS: each step's weights normalized across episodes."""
 
     name = "wpdis"
@@ -75,7 +76,8 @@ class WeightedPerDecisionIS(Estimator):
 
     def combine(self, totals: np.ndarray, data: SequentialInput) -> np.ndarray:
         t = data.horizon
-        return (_ratio(totals[:, :t], totals[:, t:]) * data.discounts).sum(axis=1)
+        out: np.ndarray = (_ratio(totals[:, :t], totals[:, t:]) * data.discounts).sum(axis=1)
+        return out
 
 
 def _dr_parts(data: SequentialInput) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -85,8 +87,10 @@ def _dr_parts(data: SequentialInput) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return w * residual, data.previous_weights * data.v_hat, w
 
 
-def _weighted_steps(totals: np.ndarray, data: SequentialInput) -> tuple[np.ndarray, np.ndarray]:
-    """Per step, from totals (B, 3T): gamma^t (A_t / W_t + B_t / W_{t-1}) and B_t (B, T)."""
+def _weighted_steps(
+    totals: np.ndarray, data: SequentialInput
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per step, from totals (B, 3T): gamma^t (A_t / W_t + B_t / W_{t-1}), B_t and W_t (B, T)."""
     t = data.horizon
     a, b, w = totals[:, :t], totals[:, t : 2 * t], totals[:, 2 * t :]
     w_prev = np.concatenate([np.full((len(totals), 1), float(data.n)), w[:, :-1]], axis=1)
@@ -94,7 +98,7 @@ def _weighted_steps(totals: np.ndarray, data: SequentialInput) -> tuple[np.ndarr
     return steps, b, w
 
 
-class SequentialDoublyRobust(Estimator):
+class SequentialDoublyRobust(Estimator[SequentialInput]):
     """Sequential DR (Jiang & Li 2016): PDIS with the Q-model as a control variate."""
 
     name = "seq_dr"
@@ -103,13 +107,14 @@ class SequentialDoublyRobust(Estimator):
 
     def columns(self, data: SequentialInput) -> np.ndarray:
         a, b, _ = _dr_parts(data)
-        return ((a + b) * data.discounts).sum(axis=1)[:, None]
+        out: np.ndarray = ((a + b) * data.discounts).sum(axis=1)[:, None]
+        return out
 
     def combine(self, totals: np.ndarray, data: SequentialInput) -> np.ndarray:
         return totals[:, 0] / data.n
 
 
-class WeightedDoublyRobust(Estimator):
+class WeightedDoublyRobust(Estimator[SequentialInput]):
     """Weighted DR (Thomas & Brunskill 2016): sequential DR with self-normalized weights."""
 
     name = "wdr"
@@ -121,7 +126,8 @@ class WeightedDoublyRobust(Estimator):
 
     def combine(self, totals: np.ndarray, data: SequentialInput) -> np.ndarray:
         steps, _, _ = _weighted_steps(totals, data)
-        return steps.sum(axis=1)
+        out: np.ndarray = steps.sum(axis=1)
+        return out
 
 
 def project_to_simplex(v: np.ndarray) -> np.ndarray:
@@ -130,7 +136,8 @@ def project_to_simplex(v: np.ndarray) -> np.ndarray:
     css = np.cumsum(u) - 1.0
     k = np.arange(1, len(v) + 1)
     rho = np.flatnonzero(u - css / k > 0)[-1]
-    return np.maximum(v - css[rho] / (rho + 1), 0.0)
+    out: np.ndarray = np.maximum(v - css[rho] / (rho + 1), 0.0)
+    return out
 
 
 def _min_quadratic_on_simplex(m: np.ndarray, iterations: int = 2000) -> np.ndarray:
@@ -149,7 +156,7 @@ def _min_quadratic_on_simplex(m: np.ndarray, iterations: int = 2000) -> np.ndarr
     return x
 
 
-class MAGIC(Estimator):
+class MAGIC(Estimator[SequentialInput]):
     """MAGIC (Thomas & Brunskill 2016): blend partial-horizon weighted DR estimates.
 
     ``g^(j)`` uses importance sampling for steps up to ``j`` and the Q-model's value after
@@ -199,7 +206,8 @@ class MAGIC(Estimator):
         return out
 
     def combine(self, totals: np.ndarray, data: SequentialInput) -> np.ndarray:
-        return self._partials(totals, data) @ self._x
+        out: np.ndarray = self._partials(totals, data) @ self._x
+        return out
 
     def _blend(self, data: SequentialInput, n_bootstrap: int, alpha: float, seed: int) -> None:
         self._horizons = self.horizons(data.horizon)

@@ -8,6 +8,7 @@ feature's mean is enough for a ridge regression or a small MLP.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import TracebackType
 
 import numpy as np
 
@@ -41,12 +42,17 @@ class Standardizer:
 class _quiet_nan_warnings:
     """Silence numpy's "mean of empty slice" for all-NaN features (they get mean 0)."""
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         import warnings
 
         self._ctx = warnings.catch_warnings()
         self._ctx.__enter__()
         warnings.simplefilter("ignore", RuntimeWarning)
 
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._ctx.__exit__(exc_type, exc, tb)

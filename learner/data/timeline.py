@@ -30,7 +30,7 @@ class TimelineSnapshot:
 
     @property
     def rows(self) -> int:
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
     @property
     def episodes(self) -> int:
@@ -87,7 +87,8 @@ def _newest_whole_episodes(table: pa.Table, max_rows: int) -> pa.Table:
     )
     grouped = grouped.take(order)
     counts = grouped.column("ts_count").to_numpy()
-    keep, total = [], 0
+    keep: list[str] = []
+    total = 0
     for episode, count in zip(grouped.column("episode_id").to_pylist(), counts, strict=True):
         if keep and total + int(count) > max_rows:
             break

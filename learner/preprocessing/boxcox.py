@@ -19,9 +19,8 @@ def skewness(x: np.ndarray) -> float:
 def boxcox(x: np.ndarray, lam: float) -> np.ndarray:
     """The Box-Cox transform of positive ``x``."""
     x = np.asarray(x, dtype=np.float64)
-    if abs(lam) < 1e-8:
-        return np.log(x)
-    return (np.power(x, lam) - 1.0) / lam
+    out: np.ndarray = np.log(x) if abs(lam) < 1e-8 else (np.power(x, lam) - 1.0) / lam
+    return out
 
 
 def _log_likelihood(x: np.ndarray, log_sum: float, lam: float) -> float:
@@ -29,7 +28,7 @@ def _log_likelihood(x: np.ndarray, log_sum: float, lam: float) -> float:
     var = y.var()
     if not np.isfinite(var) or var <= 0:
         return -np.inf
-    return (lam - 1.0) * log_sum - 0.5 * x.size * np.log(var)
+    return float((lam - 1.0) * log_sum - 0.5 * x.size * np.log(var))
 
 
 def boxcox_lambda(x: np.ndarray, low: float = -2.0, high: float = 2.0) -> float:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -115,6 +115,22 @@ class NormalizerModule(nn.Module):
     TorchScript-able; every parameter is a buffer, so it moves with the module and is saved
     inside ``policy.pt``.
     """
+
+    if TYPE_CHECKING:
+        # The buffers registered in ``__init__``, typed for mypy (``nn.Module.__getattr__`` says
+        # ``Tensor | Module``). Only for the type checker: TorchScript would read class-body
+        # annotations, and cannot resolve them as strings (``from __future__ import annotations``).
+        defaults: torch.Tensor
+        kinds: torch.Tensor
+        mean: torch.Tensor
+        std: torch.Tensor
+        lam: torch.Tensor
+        shift: torch.Tensor
+        q_bounds: torch.Tensor
+        q_targets: torch.Tensor
+        scalar_idx: torch.Tensor
+        enum_idx: torch.Tensor
+        enum_vals: torch.Tensor
 
     def __init__(self, specs: list[FeatureSpec], clamp: float) -> None:
         super().__init__()
@@ -229,7 +245,8 @@ class Normalizer:
         if self._module is None:
             self._module = self.as_module()
         with torch.no_grad():
-            return self._module(torch.from_numpy(np.ascontiguousarray(states))).numpy()
+            out: np.ndarray = self._module(torch.from_numpy(np.ascontiguousarray(states))).numpy()
+        return out
 
     def to_manifest(self) -> dict[str, Any]:
         return {

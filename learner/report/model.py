@@ -12,13 +12,20 @@ __all__ = ["EstimateLike", "ReportData"]
 
 
 class EstimateLike(Protocol):
-    """Anything with an estimator name, value, interval and warnings (e.g. ``cpe.Estimate``)."""
+    """Anything with an estimator name, value, interval and warnings (e.g. ``cpe.Estimate``).
 
-    estimator: str
-    value: float
-    ci_low: float
-    ci_high: float
-    warnings: list[str]
+    Read-only members, so that frozen records (``cpe.Estimate``) qualify."""
+
+    @property
+    def estimator(self) -> str: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def ci_low(self) -> float: ...
+    @property
+    def ci_high(self) -> float: ...
+    @property
+    def warnings(self) -> list[str]: ...
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -15,19 +16,23 @@ import numpy as np
 
 from learner.report.model import EstimateLike
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 __all__ = ["estimates_png", "training_png", "weights_png"]
 
 _DPI = 90
 
 
-def _png(fig) -> bytes:
+def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
 
 
-def _empty(ax, message: str) -> None:
+def _empty(ax: Axes, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="gray")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -127,7 +132,7 @@ def weights_png(weights: np.ndarray | None) -> bytes:
     positive = w[w > 0]
     if len(positive) and positive.max() / max(positive.min(), 1e-12) > 1e3:
         bins = np.logspace(np.log10(positive.min()), np.log10(positive.max()), 40)
-        ax.hist(positive, bins=bins, color="tab:purple")
+        ax.hist(positive, bins=bins.tolist(), color="tab:purple")
         ax.set_xscale("log")
         zeros = int((w <= 0).sum())
         if zeros:

@@ -10,10 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ALGORITHMS", "ExplorationSettings", "TrainerSettings"]
-
-#: ``auto`` → ``bandit`` when every episode has one decision, else ``cql``.
-ALGORITHMS = ("auto", "bandit", "dqn", "cql", "bcq")
+__all__ = ["ExplorationSettings", "TrainerSettings"]
 
 
 class ExplorationSettings(BaseModel):
@@ -38,7 +35,11 @@ class TrainerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    algorithm: Literal["auto", "bandit", "dqn", "cql", "bcq"] = "auto"
+    algorithm: Literal["auto", "bandit", "dqn", "cql", "bcq"] = Field(
+        default="auto",
+        description="A name in learner.trainers.algorithms.ALGORITHMS, or auto: bandit when "
+        "every episode has one decision, else cql.",
+    )
     hidden_sizes: list[int] = Field(default_factory=lambda: [256, 256], min_length=1)
     ensemble_size: int = Field(
         default=3,

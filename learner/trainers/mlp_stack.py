@@ -14,11 +14,12 @@ batched matmul over the members (``torch.baddbmm``). Members never share gradien
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
 
-from learner.trainers.networks import MLP, q_network_template
+from learner.trainers.networks import MLP, EnsembleMLP, q_network_template
 
 __all__ = ["MLPStack"]
 
@@ -156,9 +157,9 @@ class MLPStack:
 
 def _linear_layers(module: nn.Module) -> dict[tuple[int, int], nn.Linear]:
     """``(member, layer) → nn.Linear`` of an :class:`MLP` (member 0) or an :class:`EnsembleMLP`."""
-    members = [module] if isinstance(module, MLP) else list(module.members)
+    members = [module] if isinstance(module, MLP) else list(cast(EnsembleMLP, module).members)
     return {
         (k, i): layer
         for k, member in enumerate(members)
-        for i, layer in enumerate(m for m in member.net if isinstance(m, nn.Linear))
+        for i, layer in enumerate(m for m in cast(MLP, member).net if isinstance(m, nn.Linear))
     }

@@ -43,7 +43,8 @@ class PolicyModule(nn.Module):
     @torch.jit.export
     def q_values(self, states: torch.Tensor) -> torch.Tensor:
         """Raw ``(n, F)`` states → ``(n, A)`` action values (predicted rewards for bandits)."""
-        return self.q_network(self.normalizer(states))
+        # Module.__call__ is typed Any, a Tensor here (TorchScript wants the ignore to end the line)
+        return self.q_network(self.normalizer(states))  # type: ignore[no-any-return]
 
     @torch.jit.export
     def candidate_mask(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -114,7 +115,8 @@ class StochasticPolicy:
         with torch.no_grad():
             probs = self.module(states, mask).double().numpy()
         # float32 → float64: renormalize so rows sum to 1 at float64 precision (samplers check)
-        return probs / probs.sum(axis=1, keepdims=True)
+        normalized: np.ndarray = probs / probs.sum(axis=1, keepdims=True)
+        return normalized
 
     def q_values(self, states_raw: np.ndarray) -> np.ndarray:
         """``(n, A)`` action values (float64) from raw states."""
@@ -131,4 +133,5 @@ class StochasticPolicy:
             z = self.module.normalizer(states)
             keep = self.module.candidate_mask(z, mask)
             q = self.module.q_network(z).masked_fill(~keep, float("-inf"))
-            return q.argmax(dim=1).numpy()
+            best: np.ndarray = q.argmax(dim=1).numpy()
+            return best

@@ -8,9 +8,10 @@ from torch import nn
 from learner.data.logged import LoggedData
 from learner.preprocessing.config import PreprocessingSettings
 from learner.preprocessing.normalizer import Normalizer, fit_normalizer
+from learner.trainers.algorithms import algorithm_by_name
 from learner.trainers.config import TrainerSettings
+from learner.trainers.loop import fit
 from learner.trainers.networks import q_network_template
-from learner.trainers.offline import fit_offline
 from learner.trainers.policy import PolicyModule, StochasticPolicy
 from learner.trainers.result import TrainResult
 from learner.trainers.runtime import torch_session
@@ -59,7 +60,7 @@ def train(
     warm_start: nn.Module | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train a policy on ``train_data`` (see :mod:`learner.trainers.offline` for the methods).
+    """Train a policy on ``train_data`` (see :mod:`learner.trainers.algorithms` for the methods).
 
     ``normalizer`` defaults to one fitted on ``train_data`` with default settings. A run with
     the same data, settings and seed gives identical weights. Divergence (non-finite loss,
@@ -77,10 +78,8 @@ def train(
         )
     if normalizer.feature_names != train_data.feature_names:
         raise ValueError("normalizer: its feature names differ from train_data.feature_names")
-    algorithm = choose_algorithm(train_data, settings)
-    notes: list[str] = []
-    if algorithm == "bandit" and not train_data.is_one_step:
-        notes.append("bandit trainer on multi-step data: only immediate rewards are modelled")
+    algorithm = algorithm_by_name(choose_algorithm(train_data, settings))(settings)
+    notes = algorithm.notes(train_data)
     with torch_session(settings.seed, settings.deterministic, settings.num_threads):
         q_init = None
         if warm_start is not None and settings.warm_start:
@@ -92,7 +91,7 @@ def train(
             )
             q_init, note = _warm_state(warm_start, probe.state_dict())
             notes.append(note)
-        outcome = fit_offline(train_data, normalizer, settings, algorithm, q_init, progress)
+        outcome = fit(train_data, normalizer, settings, algorithm, q_init, progress)
     module = PolicyModule(
         normalizer.as_module(),
         outcome.q_network,
@@ -102,17 +101,14 @@ def train(
     )
     policy = StochasticPolicy(module, train_data.feature_names, train_data.actions_space)
     # every ensemble member draws its own mini-batch: samples count them all
-    batch = (
-        settings.batch_size if algorithm != "bandit" else min(settings.batch_size, len(train_data))
-    )
-    samples = outcome.steps * batch * settings.ensemble_size
+    samples = outcome.steps * outcome.batch_size * settings.ensemble_size
     return TrainResult(
         q_network=outcome.q_network,
         policy=policy,
         history=outcome.history,
         diverged=outcome.diverged,
         divergence_reason=outcome.divergence_reason,
-        algorithm=algorithm,
+        algorithm=algorithm.name,
         samples_per_s=samples / outcome.seconds if outcome.seconds > 0 else 0.0,
         steps=outcome.steps,
         train_seconds=outcome.seconds,

@@ -9,7 +9,7 @@ Two data paths:
 
 * ``end_to_end`` (default): an embedded broker, episodes logged through the SDK's
   ``DecisionLogger``, sessionized into the Delta timeline by a ``SessionizerWorker``, then
-  ``learner.pipeline.run_once`` (train, CPE, gate, publish) and the *published* policy.pt;
+  ``learner.run.run_once`` (train, CPE, gate, publish) and the *published* policy.pt;
 * ``--in-memory``: the same episodes turned into ``LoggedData`` directly (tuning and fallback),
   then :func:`train_and_evaluate_from_logged`.
 
@@ -32,9 +32,11 @@ import numpy as np
 import torch
 
 from learner.data import LoggedData, split_by_episode
-from learner.preprocessing import fit_normalizer
-from learner.serving import ServedPolicy, export_policy, load_policy
-from learner.trainers import TrainerSettings, train
+from learner.preprocessing.normalizer import fit_normalizer
+from learner.serving import ServedPolicy, export_policy
+from learner.trainers.config import TrainerSettings
+from learner.trainers.training import train
+from services.registry import load_policy
 from tests.benchmarks.smoke import exit_code, sized
 
 __all__ = [
@@ -167,14 +169,13 @@ def train_and_evaluate_from_logged(
 
 
 def train_and_evaluate_from_timeline(timeline_uri: str, workdir: Path, seed: int) -> dict[str, Any]:
-    """``learn --once`` on a timeline table (pipeline.run_once), then play the *published*
+    """``learn --once`` on a timeline table (learner.run.run_once), then play the *published*
     policy from the registry; the gate's estimate is compared with the measured value."""
-    from learner.pipeline import run_once
-    from learner.registry import Registry
+    from learner.run import run_once
     from learner.settings import LearnerSettings
+    from services.registry import Registry
 
     settings = LearnerSettings(
-        timeline_uri=timeline_uri,
         gate_log_uri=str(workdir / "gate_log"),
         registry_uri=str(workdir / "registry"),
         reports_dir=str(workdir / "reports"),
@@ -183,7 +184,7 @@ def train_and_evaluate_from_timeline(timeline_uri: str, workdir: Path, seed: int
         cpe=SMOKE_CPE,
     )
     started = time.perf_counter()
-    run = run_once(settings, force=True, progress=False)
+    run = run_once(settings, timeline_uri, force=True, progress=False)
     out: dict[str, Any] = {"seed": seed, "rows": run.rows, "status": run.status}
     out["run_once_s"] = time.perf_counter() - started
     out["sentence"] = run.sentence
@@ -254,12 +255,11 @@ def collect_through_sdk_and_sessionizer(
             logger.flush()
         uri = str(workdir / "timeline")
         sessionizer = SessionizerSettings(
-            table_uri=uri,
             reward_window_s=5.0,
             rebalance_timeout_s=3.0,
             session_timeout_s=6.0,
         )
-        worker = SessionizerWorker(kafka, sessionizer, until_idle_s=5.0)
+        worker = SessionizerWorker(kafka, sessionizer, table_uri=uri, until_idle_s=5.0)
         asyncio.run(worker.run())
     finally:
         stop_broker(home)

@@ -97,9 +97,12 @@ def write_timeline(uri: str | Path, rows: list[dict[str, Any]]) -> int:
 
 
 def fast_settings(home: Path, **overrides: Any) -> LearnerSettings:
-    """Learner settings with everything under ``home`` and models small enough for tests."""
+    """Learner settings with everything under ``home`` and models small enough for tests.
+
+    The timeline a run reads is an argument of the run (the shared ``tables.timeline_uri``);
+    these tests keep it at ``home / "timeline"``.
+    """
     values: dict[str, Any] = {
-        "timeline_uri": str(home / "timeline"),
         "gate_log_uri": str(home / "gate_log"),
         "registry_uri": str(home / "registry"),
         "reports_dir": str(home / "reports"),

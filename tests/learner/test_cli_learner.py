@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from learner.cli import parse_duration
-from learner.registry import Registry
+from services.cli.learn_cmd import parse_duration
 from services.cli.main import cli
+from services.registry import Registry
 from tests.learner.conftest import bandit_rows, fast_settings, write_timeline
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +44,8 @@ def _config(home: Path, **learner: object) -> Path:
     lines.append("[learner.cpe.fqe]")
     for key, value in settings["cpe"]["fqe"].items():
         lines.append(f"{key} = {json.dumps(value)}")
+    lines.append("[tables]")
+    lines.append(f"timeline_uri = {json.dumps(str(home / 'timeline'))}")
     path = home / "policyloop.toml"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from learner.gate_log import read_gate_log
-from learner.registry import Registry
 from services.cli.main import cli
+from services.registry import Registry
 from tests.learner.conftest import bandit_rows, write_timeline
-from tests.learner.registry.tiny_policy import manifest, policy_bytes
 from tests.learner.test_cli_learner import _config
+from tests.registry.tiny_policy import manifest, policy_bytes
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from learner.cpe import CpeSettings, Diagnostics, Estimate, evaluate_policy
+from learner.cpe.config import CpeSettings
+from learner.cpe.diagnostics import Diagnostics
+from learner.cpe.estimate import Estimate
+from learner.cpe.evaluate import evaluate_policy
 from learner.gate import GateSettings, decide
 from tests.learner.cpe.synthetic import Bandit
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learner.cpe import CpeSettings, Diagnostics, Estimate, FqeSettings, evaluate_policy
+from learner.cpe.config import CpeSettings, FqeSettings
+from learner.cpe.diagnostics import Diagnostics
+from learner.cpe.estimate import Estimate
+from learner.cpe.evaluate import evaluate_policy
 from learner.gate import GateSettings, decide
 from tests.learner.cpe.synthetic import ChainMdp
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learner.cpe import (
-    BanditInput,
+from learner.cpe.inputs import BanditInput
+from learner.cpe.one_step import (
     DirectMethod,
     DoublyRobust,
     InverseProbabilityScoring,
     SelfNormalizedIPS,
-    cross_fitted_reward_hat,
 )
+from learner.cpe.reward_model import cross_fitted_reward_hat
 from tests.learner.cpe.synthetic import Bandit
 
 SEEDS = range(50)

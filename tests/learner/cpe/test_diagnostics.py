@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learner.cpe import BanditInput, CpeSettings, diagnose, effective_sample_size
+from learner.cpe.config import CpeSettings
+from learner.cpe.diagnostics import diagnose, effective_sample_size
+from learner.cpe.inputs import BanditInput
 
 
 def _bandit(target, actions, propensities, logged_probs=None, possible=None) -> BanditInput:

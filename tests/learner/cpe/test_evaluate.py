@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from learner.cpe import CpeSettings, FqeSettings, evaluate_policy
+from learner.cpe.config import CpeSettings, FqeSettings
+from learner.cpe.evaluate import evaluate_policy
 from tests.learner.cpe.synthetic import Bandit, ChainMdp, softmax
 
 SMALL_FQE = FqeSettings(n_steps=300, target_update_every=50, hidden_sizes=[16])

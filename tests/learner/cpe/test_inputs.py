@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learner.cpe import BanditInput, SequentialInput
+from learner.cpe.inputs import BanditInput, SequentialInput
 from tests.learner.cpe.synthetic import logged_data
 
 

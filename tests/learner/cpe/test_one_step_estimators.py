@@ -20,15 +20,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learner.cpe import (
-    BanditInput,
+from learner.cpe.inputs import BanditInput
+from learner.cpe.logged_value import logged_policy_value
+from learner.cpe.one_step import (
     DirectMethod,
     DoublyRobust,
     InverseProbabilityScoring,
     SelfNormalizedDoublyRobust,
     SelfNormalizedIPS,
     SwitchDoublyRobust,
-    logged_policy_value,
 )
 
 

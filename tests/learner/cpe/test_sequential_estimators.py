@@ -15,16 +15,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learner.cpe import (
+from learner.cpe.config import FqeSettings
+from learner.cpe.fqe import FittedQEvaluation
+from learner.cpe.inputs import SequentialInput
+from learner.cpe.logged_value import logged_policy_value
+from learner.cpe.sequential import (
     MAGIC,
-    FittedQEvaluation,
-    FqeSettings,
     PerDecisionIS,
     SequentialDoublyRobust,
-    SequentialInput,
     WeightedDoublyRobust,
     WeightedPerDecisionIS,
-    logged_policy_value,
 )
 
 

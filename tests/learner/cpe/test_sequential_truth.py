@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learner.cpe import MAGIC, CpeSettings, FqeSettings, SequentialInput, evaluate_policy
+from learner.cpe.config import CpeSettings, FqeSettings
+from learner.cpe.evaluate import evaluate_policy
+from learner.cpe.inputs import SequentialInput
+from learner.cpe.sequential import MAGIC
 from tests.learner.cpe.synthetic import ChainMdp, softmax
 
 GAMMA = 0.9

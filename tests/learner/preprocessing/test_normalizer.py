@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from learner.preprocessing import Normalizer, PreprocessingSettings, fit_normalizer
+from learner.preprocessing.config import PreprocessingSettings
+from learner.preprocessing.normalizer import Normalizer, fit_normalizer
 
 NAMES = ["flag", "ctr", "colour", "price", "wait", "temp"]
 

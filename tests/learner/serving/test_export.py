@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from learner.preprocessing import PreprocessingSettings, fit_normalizer
-from learner.serving import EXTRA_FILE, export_policy, load_policy
-from learner.trainers import TrainerSettings, train
+from learner.preprocessing.config import PreprocessingSettings
+from learner.preprocessing.normalizer import fit_normalizer
+from learner.serving import EXTRA_FILE, export_policy
+from learner.trainers.config import TrainerSettings
+from learner.trainers.training import train
+from services.registry import load_policy
 from tests.learner.trainers.synthetic import bandit_data, chain_mdp_data
 
 FAST = {"hidden_sizes": [16], "batch_size": 64, "steps": 60, "num_threads": 1}

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from learner.trainers import ExplorationSettings, TrainerSettings, choose_algorithm, train
+from learner.trainers.config import ExplorationSettings, TrainerSettings
 from learner.trainers.networks import EnsembleMLP
+from learner.trainers.training import choose_algorithm, train
 from tests.learner.trainers.synthetic import bandit_data, chain_mdp_data
 
 FAST = {"hidden_sizes": [32, 32], "batch_size": 64, "log_every": 50, "num_threads": 1}

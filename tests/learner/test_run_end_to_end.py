@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from learner.gate_log import read_gate_log
-from learner.pipeline import run_once
-from learner.registry import Registry
+from learner.run import run_once
+from services.registry import Registry
 from tests.learner.conftest import (
     bandit_rows,
     chain_rows,
@@ -23,12 +23,17 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory):
+def published_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("learner")
+
+
+@pytest.fixture(scope="module")
+def published(published_home):
     """One run on 1,500 uniformly logged bandit decisions where the best policy is known."""
-    home = tmp_path_factory.mktemp("learner")
+    home = published_home
     version = write_timeline(home / "timeline", bandit_rows(1500, seed=0))
     settings = fast_settings(home, announce=False)
-    return settings, version, run_once(settings)
+    return settings, version, run_once(settings, str(home / "timeline"))
 
 
 def test_run_publishes_a_candidate_that_beats_the_logged_policy(published):
@@ -39,10 +44,10 @@ def test_run_publishes_a_candidate_that_beats_the_logged_policy(published):
     assert result.sentence.startswith("Published v1")
 
 
-def test_published_version_loads_verified_with_its_provenance(published):
+def test_published_version_loads_verified_with_its_provenance(published, published_home):
     settings, table_version, _ = published
     _, manifest = Registry(settings.registry_uri, settings.policy_name).load("v1")
-    assert manifest["trained_on"]["table_uri"] == settings.timeline_uri
+    assert manifest["trained_on"]["table_uri"] == str(published_home / "timeline")
     assert manifest["trained_on"]["table_version"] == table_version
     assert manifest["actions"] == ["0", "1"] and manifest["feature_names"] == ["x", "y"]
     assert manifest["gate"]["decision"] == "publish"
@@ -95,9 +100,9 @@ def test_metrics_textfile_is_written_into_the_reports_dir(published):
     assert 'policyloop_learner_published_version{policy="test"} 1.0' in text
 
 
-def test_run_without_new_data_is_skipped(published):
+def test_run_without_new_data_is_skipped(published, published_home):
     settings, _, _ = published
-    again = run_once(settings)
+    again = run_once(settings, str(published_home / "timeline"))
     assert again.status == "skipped"
     assert len(read_gate_log(settings.gate_log_uri)) == 1
 
@@ -106,14 +111,16 @@ def test_run_without_new_data_is_skipped(published):
 def home_with_v1(tmp_path):
     write_timeline(tmp_path / "timeline", bandit_rows(1500, seed=0))
     settings = fast_settings(tmp_path, announce=False)
-    assert run_once(settings).status == "published"
+    assert run_once(settings, str(tmp_path / "timeline")).status == "published"
     return settings
 
 
-def test_new_data_with_an_equally_good_incumbent_is_rejected_and_current_kept(home_with_v1):
+def test_new_data_with_an_equally_good_incumbent_is_rejected_and_current_kept(
+    home_with_v1, tmp_path
+):
     settings = home_with_v1
-    write_timeline(settings.timeline_uri, bandit_rows(300, seed=1, start=10_000))
-    result = run_once(settings)
+    write_timeline(tmp_path / "timeline", bandit_rows(300, seed=1, start=10_000))
+    result = run_once(settings, str(tmp_path / "timeline"))
     assert result.status == "rejected"
     assert result.incumbent_version == "v1" and result.incumbent_cpe is not None
     assert any("incumbent" in reason for reason in result.reasons)
@@ -129,19 +136,19 @@ def test_failed_run_publishes_nothing_and_is_not_logged(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("estimator exploded")
 
-    monkeypatch.setattr("learner.cpe.evaluate_policy", broken)
-    result = run_once(settings)
+    monkeypatch.setattr("learner.run.evaluation.evaluate_policy", broken)
+    result = run_once(settings, str(tmp_path / "timeline"))
     assert result.status == "failed" and "estimator exploded" in result.error
     assert Registry(settings.registry_uri, settings.policy_name).versions() == []
     assert len(read_gate_log(settings.gate_log_uri)) == 0
     assert 'outcome="failed",policy="test"} 1.0' in Path(result.metrics_target).read_text()
 
 
-def test_failure_after_storing_the_version_discards_it(home_with_v1, monkeypatch):
+def test_failure_after_storing_the_version_discards_it(home_with_v1, tmp_path, monkeypatch):
     """The gate publishes v2 (beating the logged policy is enough here), the run stores it, and
     then the gate log cannot be written: v2 must be gone and CURRENT still v1."""
     settings = home_with_v1
-    write_timeline(settings.timeline_uri, bandit_rows(300, seed=1, start=10_000))
+    write_timeline(tmp_path / "timeline", bandit_rows(300, seed=1, start=10_000))
     settings = settings.model_copy(
         update={"gate": settings.gate.model_copy(update={"beat_incumbent": False})}
     )
@@ -153,8 +160,8 @@ def test_failure_after_storing_the_version_discards_it(home_with_v1, monkeypatch
         seen.append(([(e.decision, e.candidate_version) for e in entries], registry.versions()))
         raise OSError("gate_log is read-only")
 
-    monkeypatch.setattr("learner.pipeline.append_gate_log", unwritable)
-    result = run_once(settings)
+    monkeypatch.setattr("learner.run.outcome.append_gate_log", unwritable)
+    result = run_once(settings, str(tmp_path / "timeline"))
     assert seen == [([("publish", "v2")], ["v1", "v2"])]  # stored when the log was written
     assert result.status == "failed" and "gate_log is read-only" in result.error
     assert registry.versions() == ["v1"] and registry.current() == "v1"
@@ -165,7 +172,7 @@ def test_failure_after_storing_the_version_discards_it(home_with_v1, monkeypatch
 def test_too_few_eval_episodes_reject_with_the_reason(tmp_path):
     write_timeline(tmp_path / "timeline", bandit_rows(20, seed=0))
     settings = fast_settings(tmp_path, announce=False, min_eval_episodes=50)
-    result = run_once(settings)
+    result = run_once(settings, str(tmp_path / "timeline"))
     assert result.status == "rejected"
     assert "min_eval_episodes=50" in result.sentence
     assert read_gate_log(settings.gate_log_uri)["decision"].to_pylist() == ["reject"]
@@ -180,7 +187,7 @@ def test_sequential_run_with_a_better_policy_in_reach_publishes_it_gated_by_weig
     settings = fast_settings(tmp_path, announce=False)
     fqe = settings.cpe.fqe.model_copy(update={"n_steps": 1500, "target_update_every": 50})
     cpe = settings.cpe.model_copy(update={"gamma": 1.0, "fqe": fqe})
-    result = run_once(settings.model_copy(update={"cpe": cpe}))
+    result = run_once(settings.model_copy(update={"cpe": cpe}), str(tmp_path / "timeline"))
     assert result.status == "published", result.sentence
     assert result.candidate_cpe.kind == "sequential"
     wdr, logged = result.candidate_cpe.estimates["wdr"], result.candidate_cpe.logged_value
@@ -193,7 +200,7 @@ def test_sequential_run_with_a_better_policy_in_reach_publishes_it_gated_by_weig
 
 def test_published_version_is_announced_once_on_policy_updates(tmp_path, kafka):
     write_timeline(tmp_path / "timeline", bandit_rows(1500, seed=0))
-    result = run_once(fast_settings(tmp_path), kafka=kafka)
+    result = run_once(fast_settings(tmp_path), str(tmp_path / "timeline"), kafka=kafka)
     assert result.status == "published"
     messages = read_policy_updates(kafka)
     assert [(m["policy"], m["version"], m["promoted"]) for m in messages] == [("test", "v1", True)]

@@ -7,9 +7,9 @@ import pytest
 from click.testing import CliRunner
 
 from learner.gate_log import read_gate_log
-from learner.pipeline import run_once
-from learner.registry import Registry
+from learner.run import run_once
 from services.cli.main import cli
+from services.registry import Registry
 from tests.learner.conftest import bandit_rows, fast_settings, read_policy_updates, write_timeline
 from tests.learner.test_cli_learner import _config
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 def test_unpromoted_publication_is_stored_logged_and_announced_but_current_is_kept(tmp_path, kafka):
     write_timeline(tmp_path / "timeline", bandit_rows(1500, seed=0))
     settings = fast_settings(tmp_path, promote=False)
-    result = run_once(settings, kafka=kafka)
+    result = run_once(settings, str(tmp_path / "timeline"), kafka=kafka)
     assert result.status == "published", result.sentence
     assert result.published_version == "v1" and result.promoted is False
     registry = Registry(settings.registry_uri, settings.policy_name)

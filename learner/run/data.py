@@ -1,0 +1,88 @@
+"""Stages 1-3 of a run: pin the timeline's version, read its window, split train/eval.
+
+Pinning first is what makes a run reproducible and skippable: everything after reads that one
+Delta version, and a scheduled run whose policy already judged that version has nothing new to
+learn from. The split is by a stable hash of ``episode_id``, so an episode is always on the same
+side and CPE never judges a candidate on episodes it was trained on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from learner.data import LoggedData, load_timeline, split_by_episode
+from learner.gate_log import last_logged_table_version
+from learner.run.context import RunContext
+from learner.run.records import PinnedTimeline, RunData, RunResult, Window
+from learner.settings import LearnerSettings
+from services.delta_tables import open_table
+
+__all__ = ["NO_DATA_HINT", "episodes_in", "pin_timeline", "read_window", "shortage", "split"]
+
+NO_DATA_HINT = (
+    "Run `policyloop sessionize` first (`--until-idle S` for a batch run); rows of ended "
+    "episodes are written once their reward window closes."
+)
+
+
+def episodes_in(data: LoggedData) -> int:
+    return len(np.unique(data.episode_ids.astype(str))) if len(data) else 0
+
+
+def pin_timeline(ctx: RunContext, *, force: bool) -> PinnedTimeline | RunResult:
+    """The timeline's current version, or the run's end: no table yet (rejected, with what to
+    run first), or nothing new since this policy's last logged run (skipped, unless ``force``)."""
+    uri = ctx.timeline_uri
+    delta = open_table(uri)
+    if delta is None:
+        sentence = f"Nothing was published: no timeline table at {uri} (0 rows). {NO_DATA_HINT}"
+        return RunResult(ctx.run_id, "rejected", sentence, [sentence], uri)
+    version = delta.version()
+    s = ctx.settings
+    last = last_logged_table_version(s.gate_log_uri, s.policy_name, uri)
+    if last is not None and last == version and not force:
+        sentence = f"Skipped: no new data since the last run (timeline version {version})."
+        return RunResult(ctx.run_id, "skipped", sentence, [sentence], uri, version)
+    return PinnedTimeline(uri, version)
+
+
+def read_window(ctx: RunContext, timeline: PinnedTimeline) -> Window:
+    """The pinned version's rows within ``window_days`` / ``window_rows``, densified."""
+    s = ctx.settings
+    ctx.say(f"reading {timeline.uri} at version {timeline.version}")
+    snapshot = load_timeline(
+        timeline.uri,
+        version=timeline.version,
+        window_days=s.window_days,
+        window_rows=s.window_rows,
+    )
+    data = LoggedData.from_table(snapshot.table)
+    return Window(timeline, data, len(data), episodes_in(data))
+
+
+def split(settings: LearnerSettings, window: Window) -> RunData:
+    """Train/eval by a stable hash of (``seed``, ``episode_id``), ``eval_fraction`` to eval."""
+    train_data, eval_data = split_by_episode(window.data, settings.eval_fraction, settings.seed)
+    return RunData(
+        timeline=window.timeline,
+        data=window.data,
+        rows=window.rows,
+        episodes=window.episodes,
+        train_data=train_data,
+        eval_data=eval_data,
+        train_episodes=episodes_in(train_data),
+        eval_episodes=episodes_in(eval_data),
+    )
+
+
+def shortage(settings: LearnerSettings, data: RunData) -> list[str]:
+    """Why there is too little data to train and judge a candidate (empty: enough)."""
+    too_little = []
+    if len(data.train_data) == 0:
+        too_little.append("the train split is empty")
+    if data.eval_episodes < settings.min_eval_episodes:
+        too_little.append(
+            f"the eval split has {data.eval_episodes} episodes, fewer than "
+            f"min_eval_episodes={settings.min_eval_episodes}"
+        )
+    return too_little

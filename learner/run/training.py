@@ -1,0 +1,48 @@
+"""Stage 4 of a run: the incumbent, the normalizer, and the trained candidate.
+
+The incumbent (``CURRENT``, loaded sha256-verified) is read before training for two reasons:
+its weights warm-start the candidate when features and actions match, and it is the baseline
+the candidate must beat. One that cannot be loaded is a warning, not a failed run: the gate then
+compares with the logged policy alone.
+"""
+
+from __future__ import annotations
+
+from learner.preprocessing.normalizer import Normalizer, fit_normalizer
+from learner.run.context import RunContext
+from learner.run.records import Candidate, Incumbent, RunData
+from learner.trainers.training import train
+from services.registry import RegistryError
+
+__all__ = ["fit_train_normalizer", "load_incumbent", "train_candidate"]
+
+
+def load_incumbent(ctx: RunContext) -> Incumbent:
+    """``CURRENT`` now, loaded; a version that fails verification or loading is a warning."""
+    version = ctx.registry.current()
+    if version is None:
+        return Incumbent(None, None, None, [])
+    try:
+        module, manifest = ctx.registry.load(version)
+    except RegistryError as exc:
+        warning = f"The incumbent {version} could not be loaded: {exc}"
+        return Incumbent(version, None, None, [warning])
+    return Incumbent(version, module, manifest, [])
+
+
+def fit_train_normalizer(ctx: RunContext, data: RunData) -> Normalizer:
+    """The normalizer of the train split: the served policy carries it, CPE and serving
+    apply the same one."""
+    train_data = data.train_data
+    ctx.say(f"fitting the normalizer on {len(train_data)} train rows")
+    return fit_normalizer(train_data.states, train_data.feature_names, ctx.settings.preprocessing)
+
+
+def train_candidate(
+    ctx: RunContext, data: RunData, normalizer: Normalizer, incumbent: Incumbent, *, progress: bool
+) -> Candidate:
+    """Train on the train split, warm-started from the incumbent when it fits the data."""
+    warm = incumbent.module if incumbent.fits(data.data) else None
+    ctx.say("training")
+    result = train(data.train_data, ctx.settings.trainer, normalizer, warm, progress=progress)
+    return Candidate(normalizer, result)
