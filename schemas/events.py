@@ -3,6 +3,7 @@
 Events are plain ``dict`` objects (the form they have on the wire) with a ``type`` field. This
 module is the only place that says what a valid event is; the SDK validates before enqueueing,
 the sessionizer validates what it consumes, and the tests generate events from here.
+``schemas.event_builders`` builds them.
 
 Every rule violation raises :class:`EventValidationError`, which names the field, the value and
 the rule, and carries a machine-readable ``reason`` for the dead-letter topic.

@@ -21,12 +21,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from schemas.event_builders import decision_event, episode_end_event, reward_event
 from schemas.events import EpisodeStepTracker, EventValidationError, validate_event
+from schemas.wire import BATCH_OVERHEAD_BYTES, pack_event
 from services.kafka_settings import KafkaSettings
 from services.sdk.errors import LoggerClosedError, QueueFullError, SdkError
 from services.sdk.event_queue import EventQueue
 from services.sdk.metrics import CallerCounts, sdk_metrics
-from services.sdk.records import BATCH_OVERHEAD_BYTES, pack_event
 from services.sdk.sender import Sender
 from services.sdk.settings import SdkSettings
 from services.sdk.spool import DiskSpool
@@ -123,22 +124,19 @@ class DecisionLogger:
         """Log that ``action`` was taken with probability ``propensity``; returns the event id."""
         if event_id is None:
             event_id = f"{self._id_prefix}{next(self._ids)}"
-        event = {
-            "type": "decision",
-            "event_id": event_id,
-            "episode_id": episode_id,
-            "step": step,
-            "ts": time.time_ns() // 1_000_000 if ts is None else ts,
-            "state": state,
-            "action": action,
-            "possible_actions": possible_actions,
-            "propensity": propensity,
-            "policy_version": policy_version,
-        }
-        if action_probs is not None:
-            event["action_probs"] = action_probs
-        if context is not None:
-            event["context"] = context
+        event = decision_event(
+            event_id,
+            episode_id,
+            step,
+            time.time_ns() // 1_000_000 if ts is None else ts,
+            state,
+            action,
+            possible_actions,
+            propensity,
+            policy_version,
+            action_probs,
+            context,
+        )
         self._submit(event, episode_id, False)
         return event_id
 
@@ -155,16 +153,14 @@ class DecisionLogger:
         """Log the reward of the decision at ``step``; returns the event id."""
         if event_id is None:
             event_id = f"{self._id_prefix}{next(self._ids)}"
-        event = {
-            "type": "reward",
-            "event_id": event_id,
-            "episode_id": episode_id,
-            "step": step,
-            "ts": time.time_ns() // 1_000_000 if ts is None else ts,
-            "reward": reward,
-        }
-        if metrics is not None:
-            event["metrics"] = metrics
+        event = reward_event(
+            event_id,
+            episode_id,
+            step,
+            time.time_ns() // 1_000_000 if ts is None else ts,
+            reward,
+            metrics,
+        )
         self._submit(event, episode_id, False)
         return event_id
 
@@ -180,15 +176,13 @@ class DecisionLogger:
         """Log that the episode ended (``terminal``) or was cut; returns the event id."""
         if event_id is None:
             event_id = f"{self._id_prefix}{next(self._ids)}"
-        event = {
-            "type": "episode_end",
-            "event_id": event_id,
-            "episode_id": episode_id,
-            "ts": time.time_ns() // 1_000_000 if ts is None else ts,
-            "terminal": terminal,
-        }
-        if last_step is not None:
-            event["last_step"] = last_step
+        event = episode_end_event(
+            event_id,
+            episode_id,
+            time.time_ns() // 1_000_000 if ts is None else ts,
+            terminal,
+            last_step,
+        )
         self._submit(event, episode_id, True)
         return event_id
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.metrics_per_registry import PerRegistry
+from services.prometheus_collectors import OncePerCollectorRegistry
 
 __all__ = ["CallerCounts", "SdkMetrics", "sdk_metrics"]
 
@@ -117,7 +117,7 @@ def _publish(current: dict[str, int], published: dict[str, int], counter: Counte
             published[label] = value
 
 
-_per_registry = PerRegistry(SdkMetrics)
+_per_registry = OncePerCollectorRegistry(SdkMetrics)
 
 
 def sdk_metrics(registry: CollectorRegistry | None = None) -> SdkMetrics:

@@ -16,7 +16,8 @@ __all__ = ["EpisodePartitioner", "kafka_default_partition"]
 
 def kafka_default_partition(key: bytes, num_partitions: int) -> int:
     """The partition Kafka's default partitioner gives ``key`` among ``num_partitions``."""
-    return (murmur2(key) & 0x7FFFFFFF) % num_partitions
+    hashed: int = murmur2(key)
+    return (hashed & 0x7FFFFFFF) % num_partitions
 
 
 class EpisodePartitioner:

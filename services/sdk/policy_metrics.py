@@ -33,7 +33,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from services.metrics_per_registry import PerRegistry
+from services.prometheus_collectors import OncePerCollectorRegistry
 
 __all__ = ["PROPENSITY_BUCKETS", "PolicyClientCollector", "VersionStats", "collector_for"]
 
@@ -186,7 +186,7 @@ def _registered_collector(registry: CollectorRegistry) -> PolicyClientCollector:
     return collector
 
 
-_per_registry = PerRegistry(_registered_collector)
+_per_registry = OncePerCollectorRegistry(_registered_collector)
 
 
 def collector_for(registry: CollectorRegistry | None = None) -> PolicyClientCollector:

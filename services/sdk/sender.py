@@ -17,6 +17,9 @@ Ordering. Events of one partition reach Kafka in the order they were accepted:
 
 Outage detection: the oldest unacknowledged record is older than ``outage_after_s`` (or there
 is no producer yet). kafka-python keeps retrying what it was handed for ``delivery_timeout_s``.
+
+The producer is connected in the background (``connection.py``); records are cut and named in
+``batch_records.py``.
 """
 
 from __future__ import annotations
@@ -27,13 +30,19 @@ import time
 from collections import deque
 from typing import Any
 
-from schemas.wire import decode_record
 from services.kafka_settings import KafkaSettings
+from services.sdk.batch_records import (
+    BatchRecord,
+    RecordLimits,
+    batch_records,
+    repartition,
+    sort_late_events,
+)
+from services.sdk.connection import ProducerConnection
 from services.sdk.errors import SpoolFullError
 from services.sdk.event_queue import UNKNOWN_PARTITION, EventQueue
 from services.sdk.metrics import CallerCounts, SdkMetrics
 from services.sdk.partitioning import EpisodePartitioner
-from services.sdk.records import BATCH_OVERHEAD_BYTES, assemble_record, pack_event
 from services.sdk.settings import SdkSettings
 from services.sdk.spool import DiskSpool, SpoolEntry
 
@@ -43,22 +52,25 @@ log = logging.getLogger(__name__)
 
 
 class _InFlight:
-    __slots__ = ("direct", "future", "n_events", "partition", "record", "sent_at", "spool_entry")
+    """A record handed to kafka-python and not yet acknowledged.
+
+    ``direct``: sent straight from the queue (not read from the spool), so it must be persisted
+    in front of the spool if it is not acknowledged; ``spool_entry``: the spool entry its
+    acknowledgement commits.
+    """
+
+    __slots__ = ("batch", "direct", "future", "sent_at", "spool_entry")
 
     def __init__(
         self,
         future: Any,
-        partition: int,
-        record: bytes,
-        n_events: int,
+        batch: BatchRecord,
         sent_at: float,
         direct: bool,
         spool_entry: SpoolEntry | None,
     ) -> None:
         self.future = future
-        self.partition = partition
-        self.record = record
-        self.n_events = n_events
+        self.batch = batch
         self.sent_at = sent_at
         self.direct = direct
         self.spool_entry = spool_entry
@@ -79,29 +91,31 @@ class Sender(threading.Thread):
     ) -> None:
         super().__init__(name="policyloop-sdk-sender", daemon=True)
         self._queue = queue
-        self._kafka = kafka
         self._topic = kafka.events_topic
         self._settings = settings
         self._spool = spool
         self._metrics = metrics
         self._counts = counts
-        self._producer_options = dict(producer_options or {})
-        self._producer: Any = None
+        self._stop_requested = threading.Event()
+        self._wake = threading.Event()
+        self._connection = ProducerConnection(
+            kafka,
+            settings,
+            producer_options or {},
+            self._set_partition_count,
+            self._stop_requested,
+            spool.directory,
+        )
         self._inflight: deque[_InFlight] = deque()
         # Records drained for the spool that did not fit yet (spool full); written first.
-        self._unspooled: deque[tuple[int, bytes, int]] = deque()
+        self._unspooled: deque[BatchRecord] = deque()
         self._spool_full_logged = False
         #: Events in ``_unspooled``: still in memory, so they count against queue_max_events.
         self.held_events = 0
         self._direct_inflight = 0
-        self._next_connect = 0.0
-        self._connector: threading.Thread | None = None
-        self._connect_failures = 0
-        self._stop_requested = threading.Event()
-        self._wake = threading.Event()
         self._linger = settings.linger_ms / 1000.0
         self._spill_at = max(1, int(settings.queue_max_events * settings.spill_at_fraction))
-        self._record_budget = settings.record_max_bytes - BATCH_OVERHEAD_BYTES
+        self._limits = RecordLimits.of(settings.batch_max_events, settings.record_max_bytes)
         #: Events found in the spool at start (sent before anything new).
         self.leftover_events = spool.unread_events
         #: Events acknowledged by the broker; with ``lost_events``, what flush() waits for.
@@ -133,7 +147,7 @@ class Sender(threading.Thread):
     def pending_summary(self) -> dict[str, int]:
         return {
             "queued": len(self._queue) + self.held_events,
-            "in_flight": sum(f.n_events for f in list(self._inflight)),
+            "in_flight": sum(f.batch.n_events for f in list(self._inflight)),
             "spooled": self._spool.unread_events,
         }
 
@@ -153,11 +167,12 @@ class Sender(threading.Thread):
 
     def _step(self) -> None:
         now = time.monotonic()
-        self._ensure_producer(now)
+        self._connection.ensure(now)
         self._reap(now)
         # No producer yet counts as an outage only once a connection attempt failed: while
         # the first one is under way, events wait in memory instead of going through the disk.
-        self.outage = (self._producer is None and self._connect_failures > 0) or bool(
+        connection = self._connection
+        self.outage = (connection.producer is None and connection.failures > 0) or bool(
             self._inflight and now - self._inflight[0].sent_at > self._settings.outage_after_s
         )
         self._replay_spool(now)
@@ -171,93 +186,20 @@ class Sender(threading.Thread):
         return len(self._inflight) < self._settings.inflight_max_records
 
     # -- producer ------------------------------------------------------------------------------
-    def _producer_config(self) -> dict[str, Any]:
-        s = self._settings
-        config: dict[str, Any] = {
-            "bootstrap_servers": self._kafka.bootstrap_servers,
-            "client_id": "policyloop-sdk",
-            "acks": "all",
-            "enable_idempotence": s.idempotence,
-            # Retries may reorder pipelined requests unless the producer is idempotent.
-            "max_in_flight_requests_per_connection": s.max_in_flight_requests
-            if s.idempotence
-            else 1,
-            "compression_type": None if s.compression == "none" else s.compression,
-            "linger_ms": 0,
-            "batch_size": 1 << 20,
-            "max_request_size": 4 << 20,
-            "delivery_timeout_ms": int(s.delivery_timeout_s * 1000),
-            "max_block_ms": s.max_block_ms,
-            "bootstrap_timeout_ms": s.max_block_ms,
-            "reconnect_backoff_max_ms": int(s.reconnect_backoff_s * 1000),
-            **self._kafka.client_options(),
-        }
-        config.update(self._producer_options)
-        return config
-
-    def _ensure_producer(self, now: float) -> None:
-        """Start a connection attempt in the background if there is no producer yet.
-
-        Bootstrapping blocks for up to ``max_block_ms``; doing it on this thread would stop the
-        queue from draining to the spool meanwhile.
-        """
-        if self._producer is not None or now < self._next_connect:
-            return
-        if self._connector is not None and self._connector.is_alive():
-            return
-        self._connector = threading.Thread(
-            target=self._connect, name="policyloop-sdk-connect", daemon=True
-        )
-        self._connector.start()
-
-    def _connect(self) -> None:
-        from kafka import KafkaProducer  # imported here: kafka-python's import is slow
-
-        producer = None
-        try:
-            producer = KafkaProducer(**self._producer_config())
-            partitions = producer.partitions_for(self._topic)
-            if not partitions:
-                raise RuntimeError(f"topic {self._topic} has no partitions (does it exist?)")
-        except Exception as exc:
-            if producer is not None:
-                try:
-                    producer.close(timeout=0)
-                except Exception:
-                    pass
-            self._connect_failures += 1
-            self._next_connect = time.monotonic() + self._settings.reconnect_backoff_s
-            if self._connect_failures == 1 or self._connect_failures % 60 == 0:
-                log.warning(
-                    "cannot reach Kafka at %s for topic %s (%s: %s); events go to the disk "
-                    "spool %s and are sent when it is reachable",
-                    self._kafka.bootstrap_servers,
-                    self._topic,
-                    type(exc).__name__,
-                    exc,
-                    self._spool.directory,
-                )
-            return
-        if self._stop_requested.is_set():
-            producer.close(timeout=0)
-            return
-        if self._connect_failures:
-            log.warning("connected to Kafka at %s", self._kafka.bootstrap_servers)
-        self._connect_failures = 0
-        # Partitioner first: the sender treats "producer set" as "ready to send".
+    def _set_partition_count(self, n_partitions: int) -> None:
+        """On connection, before the producer is set: the sender treats "producer set" as
+        "ready to send", so the partitioner must be there first."""
         with self._queue.lock:
             self._queue.partitioner = EpisodePartitioner(
-                len(partitions), self._settings.max_open_episodes
+                n_partitions, self._settings.max_open_episodes
             )
-        self._producer = producer
 
-    def _send(
-        self, partition: int, record: bytes, n_events: int, now: float, entry: SpoolEntry | None
-    ) -> None:
+    def _send(self, batch: BatchRecord, now: float, entry: SpoolEntry | None) -> None:
         """Hand one record to kafka-python (raises if it cannot take it now)."""
-        future = self._producer.send(self._topic, value=record, partition=partition)
+        producer = self._connection.producer
+        future = producer.send(self._topic, value=batch.value, partition=batch.partition)
         direct = entry is None
-        self._inflight.append(_InFlight(future, partition, record, n_events, now, direct, entry))
+        self._inflight.append(_InFlight(future, batch, now, direct, entry))
         if direct:
             self._direct_inflight += 1
 
@@ -273,8 +215,9 @@ class Sender(threading.Thread):
     def _acknowledge(self, item: _InFlight, now: float) -> None:
         if item.direct:
             self._direct_inflight -= 1
-        self.acked_events += item.n_events
-        self._metrics.sent.inc(item.n_events)
+        n_events = item.batch.n_events
+        self.acked_events += n_events
+        self._metrics.sent.inc(n_events)
         self._metrics.records_sent.inc()
         self._metrics.send_latency.observe(now - item.sent_at)
         if item.spool_entry is not None:
@@ -294,32 +237,23 @@ class Sender(threading.Thread):
         log.error(
             "Kafka did not take a record of %d events for partition %d (%s: %s); reconnecting "
             "and re-sending the %d unacknowledged records in order",
-            failed.n_events,
-            failed.partition,
+            failed.batch.n_events,
+            failed.batch.partition,
             type(exc).__name__,
             exc,
             len(self._inflight),
         )
-        self._discard_producer()
+        self._connection.discard()
         self._requeue_inflight(now)
-        self._connect_failures += 1
-        self._next_connect = now + self._settings.reconnect_backoff_s
+        self._connection.failed(now)
         self.outage = True
-
-    def _discard_producer(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                producer.close(timeout=0)
-            except Exception as exc:
-                log.warning("closing the producer: %s: %s", type(exc).__name__, exc)
 
     def _requeue_inflight(self, now: float) -> None:
         """Acknowledge the delivered prefix; persist the rest so it is sent again first."""
         inflight = self._inflight
         while inflight and inflight[0].future.succeeded():
             self._acknowledge(inflight.popleft(), now)
-        front = [(i.partition, i.n_events, i.record) for i in inflight if i.direct]
+        front = [i.batch for i in inflight if i.direct]
         rewind = any(not i.direct for i in inflight)
         inflight.clear()
         self._direct_inflight = 0
@@ -327,26 +261,26 @@ class Sender(threading.Thread):
             self._spool.rewind()
         if front:
             self._spool.prepend(front)
-            self._metrics.spooled.inc(sum(n for _, n, _ in front))
+            self._metrics.spooled.inc(sum(b.n_events for b in front))
 
     # -- the spool -------------------------------------------------------------------------------
     def _replay_spool(self, now: float) -> None:
         spool = self._spool
-        if self.outage or self._producer is None or self._direct_inflight:
+        if self.outage or self._connection.producer is None or self._direct_inflight:
             return
         while self._window_open() and spool.has_unread():
             entry = spool.read_next()
             if entry is None:
                 return
-            parts = (
-                [(entry.partition, entry.record, entry.n_events)]
-                if entry.partition != UNKNOWN_PARTITION
-                else self._split_unpartitioned(entry.record)
-            )
+            parts = [entry.batch]
+            if entry.batch.partition == UNKNOWN_PARTITION:
+                partitioner = self._queue.partitioner
+                assert partitioner is not None
+                parts = repartition(entry.batch.value, partitioner, self._limits)
             try:
-                for i, (partition, record, n_events) in enumerate(parts):
+                for i, batch in enumerate(parts):
                     last = i == len(parts) - 1
-                    self._send(partition, record, n_events, now, entry if last else None)
+                    self._send(batch, now, entry if last else None)
                     if not last:  # only the last part commits the entry; none is "direct"
                         self._inflight[-1].direct = False
                         self._direct_inflight -= 1
@@ -357,27 +291,19 @@ class Sender(threading.Thread):
                 spool.unread(entry)
                 return
 
-    def _split_unpartitioned(self, record: bytes) -> list[tuple[int, bytes, int]]:
-        partitioner = self._queue.partitioner
-        assert partitioner is not None
-        buckets: dict[int, list[bytes]] = {}
-        for event in decode_record(record):
-            partition = partitioner.partition(event["episode_id"])
-            buckets.setdefault(partition, []).append(pack_event(event))
-        return [r for p, packed in buckets.items() for r in self._records(p, packed)]
-
-    def _spool_records(self, records: list[tuple[int, bytes, int]]) -> None:
+    def _spool_records(self, records: list[BatchRecord]) -> None:
         """Append records to the spool, after any that are still waiting for room."""
         self._unspooled.extend(records)
-        self.held_events += sum(n for _, _, n in records)
+        self.held_events += sum(r.n_events for r in records)
         self._write_unspooled(final=False)
 
     def _write_unspooled(self, final: bool) -> None:
         pending = self._unspooled
         while pending:
-            partition, record, n_events = pending[0]
+            batch = pending[0]
+            n_events = batch.n_events
             try:
-                self._spool.append(partition, n_events, record)
+                self._spool.append(batch)
             except SpoolFullError as exc:
                 if not final:
                     if not self._spool_full_logged:
@@ -406,11 +332,11 @@ class Sender(threading.Thread):
                 return  # the spool is full: events wait in the queue
         if not queue:
             return
-        if self._producer is None and not self.outage and not self._must_spill():
+        if self._connection.producer is None and not self.outage and not self._must_spill():
             return  # the first connection attempt is under way
         direct = (
             not self.outage
-            and self._producer is not None
+            and self._connection.producer is not None
             and self._queue.partitioner is not None
             and self._spool.is_empty()
             and self._direct_inflight == len(self._inflight)
@@ -420,9 +346,9 @@ class Sender(threading.Thread):
                 return  # back-pressure: the caller's when_full policy applies
             if self._window_open():
                 records = self._drain()
-                for i, (partition, record, n_events) in enumerate(records):
+                for i, batch in enumerate(records):
                     try:
-                        self._send(partition, record, n_events, now, None)
+                        self._send(batch, now, None)
                     except Exception as exc:
                         self.outage = True
                         log.warning(
@@ -443,51 +369,18 @@ class Sender(threading.Thread):
     def _spool_accepts_more(self) -> bool:
         return self._spool.bytes < self._spool.max_bytes
 
-    def _drain(self) -> list[tuple[int, bytes, int]]:
+    def _drain(self) -> list[BatchRecord]:
         """Take everything queued and pack it into per-partition records, in order."""
         buckets, unknown, _count = self._queue.take()
-        if unknown:
-            partitioner = self._queue.partitioner
-            if partitioner is None:
-                buckets.setdefault(UNKNOWN_PARTITION, []).extend(p for _, p in unknown)
-            else:  # queued before the first connection; the partition count is known now
-                sorted_late: dict[int, list[bytes]] = {}
-                for episode, packed in unknown:
-                    sorted_late.setdefault(partitioner.partition(episode), []).append(packed)
-                for partition, packed_events in sorted_late.items():
-                    # They were queued before anything in `buckets`: keep them first.
-                    buckets[partition] = packed_events + buckets.get(partition, [])
-        records: list[tuple[int, bytes, int]] = []
-        for partition, packed in buckets.items():
-            records.extend(self._records(partition, packed))
-        return records
-
-    def _records(self, partition: int, packed: list[bytes]) -> list[tuple[int, bytes, int]]:
-        """Split one partition's events into records within the event and byte limits."""
-        max_events = self._settings.batch_max_events
-        budget = self._record_budget
-        if len(packed) <= max_events and sum(map(len, packed)) <= budget:
-            return [(partition, assemble_record(packed), len(packed))]
-        out = []
-        start = 0
-        size = 0
-        for i, item in enumerate(packed):
-            n = len(item)
-            if i > start and (i - start >= max_events or size + n > budget):
-                chunk = packed[start:i]
-                out.append((partition, assemble_record(chunk), len(chunk)))
-                start, size = i, 0
-            size += n
-        chunk = packed[start:]
-        out.append((partition, assemble_record(chunk), len(chunk)))
-        return out
+        sort_late_events(buckets, unknown, self._queue.partitioner)
+        limits = self._limits
+        return [r for p, packed in buckets.items() for r in batch_records(p, packed, limits)]
 
     # -- stopping ----------------------------------------------------------------------------------
     def _shutdown(self) -> None:
         """Persist everything not acknowledged, in order, and close the producer."""
-        if self._connector is not None:
-            self._connector.join()
-        self._discard_producer()
+        self._connection.join()
+        self._connection.discard()
         self._requeue_inflight(time.monotonic())
         self.outage = True
         while self._queue:

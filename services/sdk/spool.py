@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from services.sdk.batch_records import BatchRecord
 from services.sdk.errors import SpoolFullError
 
 __all__ = ["DiskSpool", "SpoolEntry"]
@@ -45,9 +46,13 @@ class SpoolEntry:
 
     segment: int
     end_offset: int
-    partition: int
-    n_events: int
-    record: bytes
+    batch: BatchRecord
+
+
+def _entry_bytes(batch: BatchRecord) -> bytes:
+    """One entry as written: header (partition, events, length, CRC), then the record."""
+    value = batch.value
+    return _HEADER.pack(batch.partition, batch.n_events, len(value), zlib.crc32(value)) + value
 
 
 @dataclass(slots=True)
@@ -61,7 +66,7 @@ class _Segment:
 
 
 class DiskSpool:
-    """FIFO of ``(partition, events, record)`` entries on disk, bounded by ``max_bytes``."""
+    """FIFO of :class:`BatchRecord` entries on disk, bounded by ``max_bytes``."""
 
     def __init__(
         self,
@@ -169,13 +174,14 @@ class DiskSpool:
         self._writer_seg = seg
         return seg
 
-    def append(self, partition: int, n_events: int, record: bytes) -> None:
+    def append(self, batch: BatchRecord) -> None:
         """Add an entry at the end. Raises :class:`SpoolFullError` past ``max_bytes``."""
-        size = _HEADER.size + len(record)
+        size = _HEADER.size + len(batch.value)
         if self.bytes + size > self.max_bytes:
             raise SpoolFullError(
                 f"the disk spool {self.directory} holds {self.bytes} bytes and this batch of "
-                f"{n_events} events needs {size} more, over spool_max_bytes={self.max_bytes}: "
+                f"{batch.n_events} events needs {size} more, over "
+                f"spool_max_bytes={self.max_bytes}: "
                 "raise sdk.spool_max_bytes or restore the broker connection"
             )
         seg = self._writer_seg
@@ -184,16 +190,14 @@ class DiskSpool:
             seg = self._open_writer(self._next_seq())
             self._segments.append(seg)
         assert self._writer is not None
-        self._writer.write(
-            _HEADER.pack(partition, n_events, len(record), zlib.crc32(record)) + record
-        )
+        self._writer.write(_entry_bytes(batch))
         seg.size += size
         seg.unread_entries += 1
-        seg.unread_events += n_events
+        seg.unread_events += batch.n_events
         self._dirty = True
 
-    def prepend(self, entries: list[tuple[int, int, bytes]]) -> None:
-        """Write ``(partition, events, record)`` entries to be read before everything else.
+    def prepend(self, entries: list[BatchRecord]) -> None:
+        """Write entries to be read before everything else, in the order given.
 
         For records that were handed to Kafka but not acknowledged when the logger stops: they
         are older than anything in the spool. Call only when no read entry is outstanding.
@@ -207,13 +211,11 @@ class DiskSpool:
         path = self.directory / f"seg-{seq:016d}.spool"
         seg = _Segment(seq, path, size=0, committed=0)
         with path.open("wb") as fh:
-            for partition, n_events, record in entries:
-                fh.write(
-                    _HEADER.pack(partition, n_events, len(record), zlib.crc32(record)) + record
-                )
-                seg.size += _HEADER.size + len(record)
+            for batch in entries:
+                fh.write(_entry_bytes(batch))
+                seg.size += _HEADER.size + len(batch.value)
                 seg.unread_entries += 1
-                seg.unread_events += n_events
+                seg.unread_events += batch.n_events
             fh.flush()
             if self._fsync:
                 os.fsync(fh.fileno())
@@ -281,16 +283,16 @@ class DiskSpool:
         seg.unread_entries -= 1
         seg.unread_events -= n_events
         self._outstanding += 1
-        return SpoolEntry(seg.seq, self._read_offset, partition, n_events, record)
+        return SpoolEntry(seg.seq, self._read_offset, BatchRecord(partition, record, n_events))
 
     def unread(self, entry: SpoolEntry) -> None:
         """Undo the last :meth:`read_next` (the record could not be handed to Kafka)."""
         seg = self._reader_seg
         if seg is None or seg.seq != entry.segment or entry.end_offset != self._read_offset:
             raise RuntimeError("only the entry read last can be put back")
-        self._read_offset -= _HEADER.size + len(entry.record)
+        self._read_offset -= _HEADER.size + len(entry.batch.value)
         seg.unread_entries += 1
-        seg.unread_events += entry.n_events
+        seg.unread_events += entry.batch.n_events
         self._outstanding -= 1
 
     def rewind(self) -> None:

@@ -81,7 +81,8 @@ class CheckpointStore:
                 data = stream.read()
         except (FileNotFoundError, OSError):
             return None
-        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+        state: dict[str, Any] = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        return state
 
     def prune(self, partition: int, keep_from: int) -> None:
         """Delete checkpoints (and stray temporaries) numbered before ``keep_from``."""

@@ -20,7 +20,7 @@ the key plus ``event_index``).
 
 from __future__ import annotations
 
-from services.sessionizer.sessionize import DeadLetter
+from services.sessionizer.outputs import DeadLetter
 
 __all__ = ["dlq_record"]
 

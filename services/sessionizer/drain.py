@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 __all__ = ["DrainProgress", "DrainStatus"]
 
@@ -39,7 +39,7 @@ class DrainProgress:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream if stream is not None else sys.stderr
         self._bar: Progress | None = None
-        self._task: int | None = None
+        self._task: TaskID | None = None
         self._total = 0.0
         self.started = False
 

@@ -34,28 +34,32 @@ Definitions (docs/architecture.md "The timeline table", made precise):
   :class:`schemas.wire.RecordDecodeError` and :class:`schemas.events.EventValidationError`.
   Nothing here raises on input.
 
-State is exported with :meth:`snapshot` (plain msgpack-able data) and rebuilt with
-:meth:`restore`; the worker checkpoints it next to each Delta commit (see ``checkpoint.py``).
+State (``episode_state.py``) is exported with :meth:`snapshot` (plain msgpack-able data) and
+rebuilt with :meth:`restore`; the worker checkpoints it next to each Delta commit (see
+``checkpoint.py``). What a row holds, given the events it joins, is ``schemas/rows.py``.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from schemas.events import EventValidationError, validate_event
-from schemas.tables import ds_of
+from schemas.rows import TimelineRowBuilder
 from schemas.wire import RecordDecodeError, decode_record, encode_event
+from services.sessionizer.admission import admit_decision, admit_end, admit_reward
+from services.sessionizer.episode_state import (
+    OpenEpisode,
+    Pending,
+    new_pending,
+    restore_state,
+    snapshot_state,
+)
+from services.sessionizer.outputs import DeadLetter, Output, Waiting
 
-__all__ = [
-    "DeadLetter",
-    "Output",
-    "PartitionSessionizer",
-    "SessionConfig",
-    "Waiting",
-]
+__all__ = ["PartitionSessionizer", "SessionConfig"]
 
 
 @dataclass(frozen=True)
@@ -78,103 +82,7 @@ class SessionConfig:
             raise ValueError(f"episode_timeout_ms={self.episode_timeout_ms}: must be > 0")
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    """One rejected record or event: what to send to ``<prefix>.dlq``.
-
-    ``value`` is the original record value when the whole record is rejected (``index`` None)
-    or the record was a single event; for one event of a batch it is that event re-encoded
-    alone (MessagePack round-trips what it decoded). ``offset``/``index`` locate the source.
-    """
-
-    reason: str
-    detail: str
-    value: bytes
-    offset: int
-    index: int | None
-    event_type: str = "unknown"
-
-
-@dataclass
-class Output:
-    """What processing produced since the last :meth:`PartitionSessionizer.take_output`.
-
-    Each row carries ``_last_event_ts`` (ms): the newest event that went into it, from which
-    the worker measures event-to-row latency; ``rows_to_table`` ignores the extra key.
-    """
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    events: Counter = field(default_factory=Counter)  # (type, outcome) -> count
-
-
-@dataclass(frozen=True)
-class Waiting:
-    """What still waits in a partition: rows that become final once the clock passes
-    ``deadline_ms`` (the latest of their reward windows; -1 when none), and episodes whose end
-    is unknown (their last row waits for a successor, the end, or the episode timeout)."""
-
-    rows: int = 0
-    deadline_ms: int = -1
-    open_episodes: int = 0
-
-
-class _Episode:
-    """Open episode: pending (not yet written) decisions and rewards, and what was written."""
-
-    __slots__ = (
-        "decisions",
-        "emitted_count",
-        "emitted_step",
-        "end",
-        "event_ids",
-        "first_step",
-        "last_ts",
-        "rewards",
-    )
-
-    def __init__(self) -> None:
-        self.decisions: dict[int, tuple[int, int | None, dict]] = {}  # step -> (off, idx, ev)
-        self.rewards: dict[int, list[tuple[int, int | None, dict]]] = {}
-        self.event_ids: set[str] = set()
-        self.end: tuple[int, int | None, dict] | None = None
-        self.last_ts = -1
-        self.emitted_step: int | None = None
-        self.emitted_count = 0
-        self.first_step: int | None = None
-
-
-def _f(x: Any) -> float:
-    return float(x)
-
-
 _ACCEPTED = {t: (t, "accepted") for t in ("decision", "reward", "episode_end")}
-
-
-def _float_map(m: dict[str, Any] | None) -> dict[str, float] | None:
-    if m is None:
-        return None
-    return {k: float(v) for k, v in m.items()}
-
-
-_DAY_MS = 86_400_000
-_ds_by_day: dict[int, str] = {}
-
-
-def _ds(ts_ms: int) -> str:
-    """:func:`schemas.tables.ds_of` memoized per UTC day (a strftime per row is measurable)."""
-    day = ts_ms // _DAY_MS
-    ds = _ds_by_day.get(day)
-    if ds is None:
-        if len(_ds_by_day) > 100_000:
-            _ds_by_day.clear()
-        ds = _ds_by_day[day] = ds_of(day * _DAY_MS)
-    return ds
-
-
-def _actions(actions: list) -> list[str]:
-    """``possible_actions`` as table text (``schemas.tables.action_text`` of each)."""
-    return [a if type(a) is str else str(a) for a in actions]
 
 
 class PartitionSessionizer:
@@ -184,15 +92,14 @@ class PartitionSessionizer:
         self.config = config
         self._first = config.aggregation == "first"
         self.clock = -1
-        self._episodes: OrderedDict[str, _Episode] = OrderedDict()
+        self._episodes: OrderedDict[str, OpenEpisode] = OrderedDict()
         self._closed: OrderedDict[str, int] = OrderedDict()
+        # (reward window end, sequence number, episode id): when to look at an episode again.
         self._deadlines: list[tuple[int, int, str]] = []
         self._seq = 0
         self._out = Output()
-        # The decision converted last for a row (state map, possible actions): the next row's
-        # decision is usually the previous row's successor, whose ``next_*`` columns hold the
-        # same values, so they are converted once.
-        self._converted: tuple[Any, dict | None, list[str]] | None = None
+        self._rows = TimelineRowBuilder(config.aggregation, config.default_reward)
+        self._reject_item = self._reject  # bound once: handed to the admit_* rules per event
 
     # ------------------------------------------------------------------ input
     def process_record(self, value: bytes | None, offset: int, now_ms: int) -> None:
@@ -218,7 +125,7 @@ class PartitionSessionizer:
             except EventValidationError as err:
                 etype = event.get("type") if type(event) is dict else None
                 etype = etype if etype in ("decision", "reward", "episode_end") else "unknown"
-                raw = value if single else self._encode(event)
+                raw = (value or b"") if single else self._encode(event)
                 self._dead(err.reason, str(err), raw, offset, idx, etype)
                 continue
             self.apply(event, offset, idx, now_ms)
@@ -230,29 +137,35 @@ class PartitionSessionizer:
         except Exception:  # cannot happen for decoded msgpack; never crash on input anyway
             return repr(event).encode("utf-8", "replace")
 
-    def apply(self, event: dict, offset: int, index: int | None, now_ms: int) -> None:
+    def apply(self, event: dict[str, Any], offset: int, index: int | None, now_ms: int) -> None:
         """Apply one already validated event."""
         etype = event["type"]
         episode_id = event["episode_id"]
         ts = event["ts"]
         if episode_id in self._closed:
-            self._reject("late", f"episode {episode_id!r} is already closed", event, offset, index)
+            detail = f"episode {episode_id!r} is already closed"
+            self._reject("late", detail, Pending(offset, index, event))
             return
         episode = self._episodes.get(episode_id)
         if episode is None:
-            episode = self._episodes[episode_id] = _Episode()
+            episode = self._episodes[episode_id] = OpenEpisode()
         else:
             self._episodes.move_to_end(episode_id)
         event_id = event["event_id"]
         if event_id in episode.event_ids:
             self._out.events[(etype, "duplicate")] += 1
             return
+        item = new_pending((offset, index, event))
+        window = self.config.reward_window_ms
         if etype == "decision":
-            ok = self._add_decision(episode, event, offset, index)
+            ok = admit_decision(episode, item, window, self._reject_item)
+            if ok:  # look at the episode again when the decision's reward window ends
+                self._seq += 1
+                heapq.heappush(self._deadlines, (ts + window, self._seq, episode_id))
         elif etype == "reward":
-            ok = self._add_reward(episode, event, offset, index)
+            ok = admit_reward(episode, item, window, self._reject_item)
         else:
-            ok = self._add_end(episode, event, offset, index)
+            ok = admit_end(episode, item, self._reject_item)
         if not ok:
             if (
                 not episode.decisions
@@ -271,107 +184,6 @@ class PartitionSessionizer:
         if ts > self.clock:
             self.clock = ts
         self._emit_ready(episode_id, episode, False, now_ms)
-
-    def _add_decision(self, ep: _Episode, ev: dict, offset: int, index: int | None) -> bool:
-        step = ev["step"]
-        if ep.emitted_step is not None and step <= ep.emitted_step:
-            self._reject(
-                "late",
-                f"decision step {step} arrived after the row of step {ep.emitted_step} was written",
-                ev,
-                offset,
-                index,
-            )
-            return False
-        if step in ep.decisions:
-            self._reject(
-                "duplicate_step",
-                f"step {step} already has decision {ep.decisions[step][2]['event_id']!r}",
-                ev,
-                offset,
-                index,
-            )
-            return False
-        if ep.end is not None:
-            last_step = ep.end[2].get("last_step")
-            known_max = max(ep.decisions, default=ep.emitted_step)
-            if (last_step is not None and step > last_step) or (
-                last_step is None and known_max is not None and step > known_max
-            ):
-                self._reject(
-                    "after_episode_end",
-                    f"decision step {step} after episode_end",
-                    ev,
-                    offset,
-                    index,
-                )
-                return False
-        ep.decisions[step] = (offset, index, ev)
-        window_end = ev["ts"] + self.config.reward_window_ms
-        pending = ep.rewards.get(step)
-        if pending:
-            kept = []
-            for item in pending:
-                if item[2]["ts"] > window_end:
-                    self._reject_late_reward(item, ev)
-                else:
-                    kept.append(item)
-            ep.rewards[step] = kept
-        self._seq += 1
-        heapq.heappush(self._deadlines, (window_end, self._seq, ev["episode_id"]))
-        return True
-
-    def _add_reward(self, ep: _Episode, ev: dict, offset: int, index: int | None) -> bool:
-        step = ev["step"]
-        decision = ep.decisions.get(step)
-        if decision is None and ep.emitted_step is not None and step <= ep.emitted_step:
-            self._reject(
-                "late", f"reward for step {step}: its row is already written", ev, offset, index
-            )
-            return False
-        if decision is not None and ev["ts"] > decision[2]["ts"] + self.config.reward_window_ms:
-            self._reject_late_reward((offset, index, ev), decision[2])
-            return False
-        ep.rewards.setdefault(step, []).append((offset, index, ev))
-        return True
-
-    def _reject_late_reward(self, item: tuple[int, int | None, dict], decision: dict) -> None:
-        offset, index, ev = item
-        self._reject(
-            "late",
-            f"reward ts {ev['ts']} is past the window of {self.config.reward_window_ms} ms after "
-            f"decision ts {decision['ts']}",
-            ev,
-            offset,
-            index,
-        )
-
-    def _add_end(self, ep: _Episode, ev: dict, offset: int, index: int | None) -> bool:
-        if ep.end is not None:
-            self._reject(
-                "duplicate_end",
-                f"episode already ended by {ep.end[2]['event_id']!r}",
-                ev,
-                offset,
-                index,
-            )
-            return False
-        last_step = ev.get("last_step")
-        if last_step is not None:
-            if ep.emitted_step is not None and last_step < ep.emitted_step:
-                self._reject(
-                    "late",
-                    f"last_step {last_step} is before the written step {ep.emitted_step}",
-                    ev,
-                    offset,
-                    index,
-                )
-                return False
-            for step in sorted(s for s in ep.decisions if s > last_step):
-                o, i, d = ep.decisions.pop(step)
-                self._reject("after_episode_end", f"step {step} > last_step {last_step}", d, o, i)
-        ep.end = (offset, index, ev)
-        return True
 
     # ------------------------------------------------------------------ clock
     def advance(self, now_ms: int) -> None:
@@ -415,7 +227,7 @@ class PartitionSessionizer:
                 counted = list(steps)
             for step in counted:
                 rows += 1
-                due = steps[step][2]["ts"] + window
+                due = steps[step].event["ts"] + window
                 if due > deadline:
                     deadline = due
         return Waiting(rows, deadline, open_episodes)
@@ -428,7 +240,7 @@ class PartitionSessionizer:
             self._emit_ready(episode_id, episode, True, now_ms)
 
     # ------------------------------------------------------------------ output
-    def _emit_ready(self, episode_id: str, ep: _Episode, force: bool, now_ms: int) -> None:
+    def _emit_ready(self, episode_id: str, ep: OpenEpisode, force: bool, now_ms: int) -> None:
         """Write the episode's final rows in step order; close it when nothing is left."""
         if ep.decisions:
             window = self.config.reward_window_ms
@@ -436,20 +248,20 @@ class PartitionSessionizer:
             clock = self.clock
             if not force:  # fast exit: the earliest pending row is not final yet
                 step0 = min(ep.decisions)
-                if clock < ep.decisions[step0][2]["ts"] + window and not (
+                if clock < ep.decisions[step0].event["ts"] + window and not (
                     first and ep.rewards.get(step0)
                 ):
                     return
             steps = sorted(ep.decisions)
             end = ep.end
-            end_last = end[2].get("last_step") if end is not None else None
+            end_last = end.event.get("last_step") if end is not None else None
             for i, step in enumerate(steps):
-                _, _, decision = ep.decisions[step]
+                decision = ep.decisions[step].event
                 rewards = ep.rewards.get(step)
                 if not force and clock < decision["ts"] + window and not (first and rewards):
                     break
                 if i + 1 < len(steps):
-                    nxt = ep.decisions[steps[i + 1]][2]
+                    nxt = ep.decisions[steps[i + 1]].event
                 elif force or (end is not None and (end_last is None or end_last == step)):
                     nxt = None
                 else:
@@ -461,13 +273,11 @@ class PartitionSessionizer:
             return
         # closed: whatever rewards remain had no decision
         for step in sorted(ep.rewards):
-            for offset, index, ev in ep.rewards[step]:
+            for item in ep.rewards[step]:
                 self._reject(
                     "orphan_reward",
                     f"no decision for step {step} of episode {episode_id!r} before it closed",
-                    ev,
-                    offset,
-                    index,
+                    item,
                 )
         del self._episodes[episode_id]
         limit = self.config.closed_memory_episodes
@@ -478,99 +288,50 @@ class PartitionSessionizer:
 
     def _write_row(
         self,
-        ep: _Episode,
-        d: dict,
-        rewards: list | None,
-        nxt: dict | None,
+        ep: OpenEpisode,
+        d: dict[str, Any],
+        rewards: list[Pending] | None,
+        nxt: dict[str, Any] | None,
         force: bool,
         now_ms: int,
     ) -> None:
+        """Append the row of decision ``d`` (``schemas.rows``) with its ``_last_event_ts``."""
         step = d["step"]
         if ep.first_step is None:
             ep.first_step = step
         last_ts = d["ts"]
+        reward_events = None
         if rewards:
-            chosen = rewards[:1] if self._first else rewards
-            reward = 0.0
-            metrics: dict[str, float] | None = None
-            for _, _, r in chosen:
-                reward += r["reward"]
-                m = r.get("metrics")
-                if m is not None:
-                    if metrics is None:
-                        metrics = {}
-                    for k, v in m.items():
-                        metrics[k] = metrics.get(k, 0.0) + v
-            for _, _, r in rewards:
+            reward_events = [r.event for r in rewards]
+            for r in reward_events:
                 if r["ts"] > last_ts:
                     last_ts = r["ts"]
-            reward_count = len(rewards)
-        else:
-            reward = self.config.default_reward
-            metrics = None
-            reward_count = 0
-        probs = d.get("action_probs")
-        conv = self._converted
-        if conv is None or conv[0] is not d:
-            conv = (d, _float_map(d["state"]), _actions(d["possible_actions"]))
-        action = d["action"]
-        row = {
-            "ds": _ds(d["ts"]),
-            "episode_id": d["episode_id"],
-            "step": step,
-            "step_ordinal": ep.emitted_count,
-            "decision_id": d["event_id"],
-            "ts": d["ts"] * 1000,
-            "state": conv[1],
-            "action": action if type(action) is str else str(action),
-            "possible_actions": conv[2],
-            "propensity": float(d["propensity"]),
-            "action_probs": None if probs is None else [float(p) for p in probs],
-            "reward": float(reward),
-            "metrics": metrics,
-            "reward_count": reward_count,
-            "time_since_first": step - ep.first_step,
-            "policy_version": d["policy_version"],
-            "processed_at": now_ms * 1000,
-        }
+        end = None if ep.end is None else ep.end.event
+        terminal = False
         if nxt is not None:
-            conv = self._converted = (
-                nxt,
-                _float_map(nxt["state"]),
-                _actions(nxt["possible_actions"]),
-            )
-            action = nxt["action"]
-            row["next_state"] = conv[1]
-            row["next_action"] = action if type(action) is str else str(action)
-            row["possible_next_actions"] = conv[2]
-            row["next_propensity"] = float(nxt["propensity"])
-            row["time_diff"] = nxt["step"] - step
-            row["terminal"] = False
-            row["truncated"] = False
             if nxt["ts"] > last_ts:
                 last_ts = nxt["ts"]
-        else:
-            row["next_state"] = None
-            row["next_action"] = None
-            row["possible_next_actions"] = None
-            row["next_propensity"] = None
-            row["time_diff"] = None
-            terminal = (
-                ep.end is not None
-                and ep.end[2]["terminal"] is True
-                and not (force and ep.end[2].get("last_step") not in (None, step))
+        elif end is not None:
+            # A forced close (timeout, close_open) before the announced last step truncates.
+            terminal = end["terminal"] is True and not (
+                force and end.get("last_step") not in (None, step)
             )
-            row["terminal"] = terminal
-            row["truncated"] = not terminal
-            if ep.end is not None and ep.end[2]["ts"] > last_ts:
-                last_ts = ep.end[2]["ts"]
+            if end["ts"] > last_ts:
+                last_ts = end["ts"]
+        row = self._rows.row(
+            d, reward_events, nxt, ep.emitted_count, ep.first_step, terminal, now_ms
+        )
         row["_last_event_ts"] = last_ts
         ep.emitted_step = step
         ep.emitted_count += 1
         self._out.rows.append(row)
 
-    def _reject(self, reason: str, detail: str, ev: dict, offset: int, index: int | None) -> None:
-        self._dead(reason, detail, self._encode(ev), offset, index, ev["type"])
+    def _reject(self, reason: str, detail: str, item: Pending) -> None:
+        """Make an accepted (valid) event a dead letter, re-encoded alone."""
+        event = item.event
+        self._dead(
+            reason, detail, self._encode(event), item.offset, item.batch_index, event["type"]
+        )
 
     def _dead(
         self, reason: str, detail: str, value: bytes, offset: int, index: int | None, etype: str
@@ -590,64 +351,18 @@ class PartitionSessionizer:
     # ------------------------------------------------------------------ state
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain data (msgpack-able); pending output is NOT included."""
-        # Taken at every commit, so built from C-level copies: the (offset, index, event)
-        # tuples and event dicts are shared, never copied (nothing mutates them once stored;
-        # MessagePack writes tuples as arrays).
-        episodes = []
-        add = episodes.append
-        for episode_id, ep in self._episodes.items():
-            rewards = ep.rewards
-            add(
-                (
-                    episode_id,
-                    list(ep.decisions.values()),
-                    [item for items in rewards.values() for item in items] if rewards else [],
-                    list(ep.event_ids),
-                    ep.end,
-                    ep.last_ts,
-                    ep.emitted_step,
-                    ep.emitted_count,
-                    ep.first_step,
-                )
-            )
-        return {
-            "v": 1,
-            "clock": self.clock,
-            "episodes": episodes,
-            # Two flat lists (built in C) rather than pairs: up to closed_memory_episodes
-            # entries are checkpointed with every commit.
-            "closed_ids": list(self._closed),
-            "closed_at": list(self._closed.values()),
-        }
+        return snapshot_state(self.clock, self._episodes, self._closed)
 
     def restore(self, snap: dict[str, Any]) -> None:
-        """Replace the state with a :meth:`snapshot`."""
-        if snap.get("v") != 1:
-            raise ValueError(f"snapshot version {snap.get('v')!r}: this reader speaks 1")
-        self.clock = snap["clock"]
-        self._episodes = OrderedDict()
+        """Replace the state with a :meth:`snapshot` (``episode_state.py``: its format)."""
+        state = restore_state(snap)
+        self.clock = state.clock
+        self._episodes = state.episodes
+        self._closed = state.closed
         self._deadlines = []
         window = self.config.reward_window_ms
-        for item in snap["episodes"]:
-            (episode_id, decisions, rewards, ids, end, last_ts, e_step, e_count, first) = item
-            ep = _Episode()
-            for offset, index, ev in decisions:
-                ep.decisions[ev["step"]] = (offset, index, ev)
+        for episode_id, ep in state.episodes.items():
+            for pending in ep.decisions.values():
                 self._seq += 1
-                self._deadlines.append((ev["ts"] + window, self._seq, episode_id))
-            for offset, index, ev in rewards:
-                ep.rewards.setdefault(ev["step"], []).append((offset, index, ev))
-            ep.event_ids = set(ids)
-            ep.end = None if end is None else tuple(end)
-            ep.last_ts, ep.emitted_step, ep.emitted_count, ep.first_step = (
-                last_ts,
-                e_step,
-                e_count,
-                first,
-            )
-            self._episodes[episode_id] = ep
+                self._deadlines.append((pending.event["ts"] + window, self._seq, episode_id))
         heapq.heapify(self._deadlines)
-        if "closed_ids" in snap:
-            self._closed = OrderedDict(zip(snap["closed_ids"], snap["closed_at"], strict=True))
-        else:  # checkpoints written before the flat form
-            self._closed = OrderedDict((k, v) for k, v in snap["closed"])

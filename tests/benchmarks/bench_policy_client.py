@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.progress import Progress
 
-from learner.registry import Registry
+from services.registry import Registry
 from services.sdk import PolicyClient
 from tests.benchmarks.smoke import exit_code, sized
 from tests.rollout.factory import publish

@@ -23,7 +23,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from learner.trainers import TrainerSettings, train
+from learner.trainers.config import TrainerSettings
+from learner.trainers.training import train
 from tests.benchmarks.bench_learner_quality import collect_random_cartpole
 from tests.benchmarks.smoke import exit_code, sized
 

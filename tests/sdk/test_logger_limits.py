@@ -15,10 +15,10 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from schemas.wire import BATCH_OVERHEAD_BYTES, pack_event
 from services.broker.embedded import find_free_port
 from services.kafka_settings import KafkaSettings
 from services.sdk import DecisionLogger, EventValidationError, QueueFullError, SdkError
-from services.sdk.records import BATCH_OVERHEAD_BYTES, pack_event
 from services.sdk.spool import DiskSpool
 from tests.sdk.conftest import read_events
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from learner.registry import Registry
-from learner.serving import load_policy
+from services.registry import Registry, load_policy
 from services.sdk import PolicyClient, PolicyUnavailableError, episode_bucket
 from tests.rollout.factory import publish
 

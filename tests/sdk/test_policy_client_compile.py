@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from learner.preprocessing.normalizer import FeatureSpec, Normalizer
-from learner.serving import export_policy, load_policy
+from learner.serving import export_policy
 from learner.trainers.config import ExplorationSettings
 from learner.trainers.networks import MLP, UniformLogits
 from learner.trainers.policy import PolicyModule, StochasticPolicy
+from services.registry import load_policy
 from services.sdk.policy_compile import compile_for_mask, compile_served
 
 ACTIONS = ["a", "b", "c"]

@@ -7,7 +7,7 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry
 
-from learner.registry import Registry
+from services.registry import Registry
 from services.sdk import DecisionLogger, PolicyClient
 from tests.rollout.factory import publish
 from tests.sdk.conftest import read_events

@@ -7,9 +7,9 @@ import math
 import pytest
 from prometheus_client import CollectorRegistry
 
-from learner.registry import Registry
 from services.broker.embedded import find_free_port
 from services.kafka_settings import KafkaSettings
+from services.registry import Registry
 from services.sdk import DecisionLogger, PolicyClient
 from services.sdk.settings import SdkSettings
 from tests.rollout.factory import publish

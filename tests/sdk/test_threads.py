@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from learner.registry import Registry
-from learner.serving import load_policy
 from services.kafka_settings import KafkaSettings
+from services.registry import Registry, load_policy
 from services.sdk import DecisionLogger, PolicyAct, PolicyClient
 from tests.rollout.factory import publish
 from tests.sdk.conftest import read_events

@@ -9,10 +9,13 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+import uuid
 from datetime import datetime
 
 import pytest
 
+from services.kafka_settings import KafkaSettings
+from services.kafka_topics import ensure_topics
 from services.sdk import DecisionLogger
 from services.sdk.settings import SdkSettings
 from tests.sessionizer.workload import (
@@ -54,28 +57,42 @@ def _log_open_episode(kafka, spool, episode_id: str, steps: int, *, end: bool) -
         logger.flush(30)
 
 
-def test_ended_episodes_wait_out_their_reward_window_and_every_row_is_written(kafka, tmp_path):
+WINDOW_S, SLACK_S = 20.0, 0.2  # slack: worker_command's --idle-clock-slack
+
+
+@pytest.fixture(scope="module")
+def waited_run(broker, tmp_path_factory):
+    """One batch run over ended episodes with a 20 s reward window: long enough that the worker
+    is up and idle (a few seconds on a loaded machine) while the windows are still open."""
+    tmp = tmp_path_factory.mktemp("waited")
+    kafka = KafkaSettings(
+        bootstrap_servers=broker.bootstrap_servers,
+        topic_prefix=f"t{uuid.uuid4().hex[:12]}",
+        partitions=4,
+    )
+    ensure_topics(kafka)
     episodes = make_episodes(100, seed=11)
-    log_episodes(kafka, episodes, tmp_path / "spool")
-    done = _run(kafka, tmp_path / "timeline", "--reward-window", "6")
+    log_episodes(kafka, episodes, tmp / "spool")
+    done = _run(kafka, tmp / "timeline", "--reward-window", str(WINDOW_S))
+    return done, episodes, tmp / "timeline"
+
+
+def test_ended_episodes_wait_out_their_reward_window_and_every_row_is_written(waited_run):
+    done, episodes, table = waited_run
     assert done.returncode == 0, done.stderr[-3000:]
-    assert table_rows(tmp_path / "timeline") == expected_rows(episodes)
+    assert table_rows(table) == expected_rows(episodes)
     wait = re.search(r"waiting (\d+) s for the reward windows of (\d+) rows", done.stderr)
     assert wait, done.stderr[-3000:]
     assert int(wait.group(2)) > 0
 
 
-def test_the_wait_is_bounded_by_the_reward_window(kafka, tmp_path):
-    episodes = make_episodes(50, seed=12)
-    log_episodes(kafka, episodes, tmp_path / "spool")
-    window, slack = 6.0, 0.2  # slack: worker_command's --idle-clock-slack
-    done = _run(kafka, tmp_path / "timeline", "--reward-window", str(window))
+def test_the_wait_is_bounded_by_the_reward_window(waited_run):
+    done, _, _ = waited_run
     assert done.returncode == 0, done.stderr[-3000:]
     announced = int(re.search(r"waiting (\d+) s", done.stderr).group(1))
-    assert announced <= window + slack
+    assert 0 < announced <= WINDOW_S + SLACK_S
     waited = _logged_at(done.stderr, "idle for") - _logged_at(done.stderr, "waiting")
-    assert waited <= window + slack + 1.0
-    assert table_rows(tmp_path / "timeline") == expected_rows(episodes)
+    assert waited <= WINDOW_S + SLACK_S + 1.0
 
 
 def test_historical_events_close_at_once_without_waiting(kafka, tmp_path):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack
+
 from schemas.tables import rows_to_table
 from schemas.wire import encode_batch, encode_event
 from services.sessionizer.checkpoint import CheckpointStore
@@ -337,3 +339,31 @@ def test_snapshot_and_restore_continue_exactly_where_the_state_was(tmp_path):
         sess.process_record(encode_event(end("e", True, ts=d1["ts"])), 3, NOW)
         sess.advance(d1["ts"] + WINDOW)
     assert first.take_output().rows == second.take_output().rows
+
+
+def test_a_checkpoint_of_positional_arrays_restores_and_is_written_back_in_the_same_form():
+    """Checkpoints written before the state had named records (plain ``[offset, index, event]``
+    and 9-element episode arrays) load, and today's snapshot of that state reads the same."""
+    d0, d1, r0 = decision("e", 0), decision("e", 1), reward("e", 0, 2.0)
+    the_end = end("e", True, ts=d1["ts"], last_step=1)
+    old = {
+        "v": 1,
+        "clock": d1["ts"],
+        "episodes": [
+            ["e", [[0, None, d0], [2, 0, d1]], [[1, None, r0]], ["e-d0", "e-r0-2.0", "e-d1"],
+             [2, 1, the_end], d1["ts"], None, 0, None],
+        ],
+        "closed_ids": ["gone"],
+        "closed_at": [T0],
+    }  # fmt: skip
+    packed = msgpack.packb(old, use_bin_type=True)
+    sess = PartitionSessionizer(CONFIG)
+    sess.restore(msgpack.unpackb(packed, raw=False, strict_map_key=False))
+    again = msgpack.unpackb(msgpack.packb(sess.snapshot(), use_bin_type=True), raw=False)
+    for snap in (again, old):  # event ids are a set: their order in the array is arbitrary
+        snap["episodes"][0][3] = sorted(snap["episodes"][0][3])
+    assert again == old
+    sess.advance(d1["ts"] + WINDOW)
+    rows = sess.take_output().rows
+    steps = [(r["step"], r["reward"], r["terminal"]) for r in rows]
+    assert steps == [(0, 2.0, False), (1, -1.0, True)]

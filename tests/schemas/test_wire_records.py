@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.wire import decode_record, encode_batch
-from services.sdk.records import assemble_record, pack_event
+from schemas.wire import assemble_record, decode_record, encode_batch, pack_event
 
 
 @pytest.mark.parametrize("n", [1, 15, 16, 65_535, 65_536])

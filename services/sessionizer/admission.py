@@ -1,0 +1,105 @@
+"""Whether a valid event joins its open episode, or becomes a dead letter, by its type's rules.
+
+The rules of ``sessionize.py``'s docstring that look at one episode's state: a decision for a
+step already written (``late``), already taken (``duplicate_step``) or past the episode's end
+(``after_episode_end``); a reward past its decision's window or for a written row (``late``); a
+second end (``duplicate_end``) or an end before a written row (``late``). Each ``admit_*``
+function either stores the event in the episode and returns ``True``, or hands it to
+``reject(reason, detail, item)`` and returns ``False``. Rules that need more than the episode
+(closed episodes, duplicate ``event_id``\\ s, when rows are final) stay in the state machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from services.sessionizer.episode_state import OpenEpisode, Pending
+
+__all__ = ["Reject", "admit_decision", "admit_end", "admit_reward"]
+
+#: ``reject(reason, detail, item)``: make ``item`` a dead letter.
+Reject = Callable[[str, str, Pending], None]
+
+
+def admit_decision(ep: OpenEpisode, item: Pending, window_ms: int, reject: Reject) -> bool:
+    """Store a decision; rewards of its step that came early but past its window are late."""
+    ev = item.event
+    step = ev["step"]
+    if ep.emitted_step is not None and step <= ep.emitted_step:
+        reject(
+            "late",
+            f"decision step {step} arrived after the row of step {ep.emitted_step} was written",
+            item,
+        )
+        return False
+    if step in ep.decisions:
+        taken = ep.decisions[step].event["event_id"]
+        reject("duplicate_step", f"step {step} already has decision {taken!r}", item)
+        return False
+    if ep.end is not None:
+        last_step = ep.end.event.get("last_step")
+        known_max = max(ep.decisions, default=ep.emitted_step)
+        if (last_step is not None and step > last_step) or (
+            last_step is None and known_max is not None and step > known_max
+        ):
+            reject("after_episode_end", f"decision step {step} after episode_end", item)
+            return False
+    ep.decisions[step] = item
+    window_end = ev["ts"] + window_ms
+    pending = ep.rewards.get(step)
+    if pending:
+        kept = []
+        for reward in pending:
+            if reward.event["ts"] > window_end:
+                _reject_late_reward(reward, ev, window_ms, reject)
+            else:
+                kept.append(reward)
+        ep.rewards[step] = kept
+    return True
+
+
+def admit_reward(ep: OpenEpisode, item: Pending, window_ms: int, reject: Reject) -> bool:
+    """Store a reward (it may come before its decision and wait for it)."""
+    ev = item.event
+    step = ev["step"]
+    decision = ep.decisions.get(step)
+    if decision is None and ep.emitted_step is not None and step <= ep.emitted_step:
+        reject("late", f"reward for step {step}: its row is already written", item)
+        return False
+    if decision is not None and ev["ts"] > decision.event["ts"] + window_ms:
+        _reject_late_reward(item, decision.event, window_ms, reject)
+        return False
+    ep.rewards.setdefault(step, []).append(item)
+    return True
+
+
+def _reject_late_reward(
+    item: Pending, decision: dict[str, Any], window_ms: int, reject: Reject
+) -> None:
+    reject(
+        "late",
+        f"reward ts {item.event['ts']} is past the window of {window_ms} ms after "
+        f"decision ts {decision['ts']}",
+        item,
+    )
+
+
+def admit_end(ep: OpenEpisode, item: Pending, reject: Reject) -> bool:
+    """Store the episode's end; decisions above its ``last_step`` become dead letters."""
+    if ep.end is not None:
+        reject("duplicate_end", f"episode already ended by {ep.end.event['event_id']!r}", item)
+        return False
+    last_step = item.event.get("last_step")
+    if last_step is not None:
+        if ep.emitted_step is not None and last_step < ep.emitted_step:
+            reject(
+                "late", f"last_step {last_step} is before the written step {ep.emitted_step}", item
+            )
+            return False
+        for step in sorted(s for s in ep.decisions if s > last_step):
+            reject(
+                "after_episode_end", f"step {step} > last_step {last_step}", ep.decisions.pop(step)
+            )
+    ep.end = item
+    return True

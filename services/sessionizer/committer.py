@@ -1,0 +1,152 @@
+"""Committing sealed batches, in the order that makes the timeline exactly once.
+
+For each sealed batch (``batching.py``), in this order (``worker.py``'s docstring and
+docs/architecture.md section 5 say why):
+
+1. dead letters sent to ``<prefix>.dlq`` and flushed;
+2. each advanced partition's state checkpoint saved (``checkpoint.py``);
+3. one Delta append holding the rows and, per partition, its last offset and checkpoint number
+   as transaction versions (``sink.py``);
+4. only then the Faust events acknowledged and the acknowledged offsets committed to Kafka;
+   older checkpoints pruned.
+
+At most one commit is in flight and commits happen in order, so sessionizing the next batch
+overlaps the Delta write of the previous one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from services.kafka_settings import KafkaSettings
+from services.sessionizer.batching import PendingBatch, SealedBatch
+from services.sessionizer.checkpoint import CheckpointStore
+from services.sessionizer.dlq import dlq_record
+from services.sessionizer.metrics import SessionizerMetrics
+from services.sessionizer.sink import DeltaSink
+
+__all__ = ["Committer"]
+
+log = logging.getLogger("policyloop.sessionizer")
+
+
+class Committer:
+    """Seals the pending batch and commits it in the background, one commit at a time.
+
+    The Faust app, the sink and the checkpoint store exist only once the worker runs:
+    :meth:`attach` them before the first commit.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        group: str,
+        batch: PendingBatch,
+        metrics: SessionizerMetrics,
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self._dlq_topic = kafka.dlq_topic
+        self._topic = kafka.events_topic
+        self._group = group
+        self._batch = batch
+        self._metrics = metrics
+        self._wall = wall_clock
+        self._app: Any = None
+        self.sink: DeltaSink | None = None
+        self.store: CheckpointStore | None = None
+        self._inflight: asyncio.Future[None] | None = None
+        #: Rows committed to the table so far.
+        self.rows_written = 0
+
+    def attach(self, app: Any, sink: DeltaSink, store: CheckpointStore) -> None:
+        """The Faust app (its producer sends dead letters, its consumer commits offsets), the
+        Delta sink and the checkpoint store."""
+        self._app, self.sink, self.store = app, sink, store
+
+    async def seal_and_start(self) -> None:
+        """Wait for the commit in flight, then hand the pending work to a new one."""
+        await self.wait()
+        sealed = self._batch.seal()
+        if sealed is not None:
+            self._inflight = asyncio.ensure_future(self._commit(sealed))
+
+    async def flush(self) -> None:
+        """Commit everything pending and wait for it."""
+        await self.seal_and_start()
+        await self.wait()
+
+    async def wait(self) -> None:
+        """Wait for the commit in flight, if any (its failure is raised here)."""
+        if self._inflight is not None:
+            inflight, self._inflight = self._inflight, None
+            await inflight
+
+    async def _commit(self, sealed: SealedBatch) -> None:
+        """DLQ, checkpoints, Delta (with offsets), then acks and Kafka offsets."""
+        app = self._app
+        assert self.sink is not None and self.store is not None
+        started = time.perf_counter()
+        if sealed.letters:
+            futures = []
+            for p, letter in sealed.letters:
+                key, value, headers = dlq_record(letter, self._topic, p)
+                futures.append(
+                    await app.producer.send(self._dlq_topic, key, value, None, None, headers)
+                )
+                self._metrics.dlq(self._group, letter.reason).inc()
+            await asyncio.gather(*futures)
+        processed_at = int(self._wall() * 1_000_000)
+        for b in sealed.batches:
+            for row in b.rows:
+                row["processed_at"] = processed_at
+        store, sink, snapshots = self.store, self.sink, sealed.snapshots
+        numbers = {b.partition: b.checkpoint for b in sealed.batches}
+
+        def write() -> tuple[int, list[int], float]:
+            for p, snap in snapshots.items():
+                store.save(p, numbers[p], snap)
+            return sink.commit(sealed.batches)
+
+        rows, lost, _secs = await asyncio.to_thread(write)
+        done = self._wall()
+        self._metrics.commit_seconds.observe(time.perf_counter() - started)
+        done_ms = done * 1000.0
+        self._metrics.observe_latencies(
+            [
+                max(0.0, done_ms - row["_last_event_ts"]) / 1000.0
+                for b in sealed.batches
+                if b.partition not in lost
+                for row in b.rows
+            ]
+        )
+        self._metrics.rows.inc(rows)
+        self.rows_written += rows
+        keep = {}
+        parts = self._batch.parts
+        for b in sealed.batches:
+            p = b.partition
+            part = sealed.parts[p]
+            if p in lost:
+                log.warning("partition %d was taken over by another worker; dropping it", p)
+                if parts.get(p) is part:
+                    del parts[p]
+                continue
+            part.committed = b.last_offset
+            for event in sealed.acks[p]:
+                event.ack()
+            keep[p] = b.checkpoint
+        if keep:
+            try:
+                await app.consumer.commit()
+            except Exception as exc:  # the table stays the truth
+                log.warning("Kafka offset commit failed (%r); the Delta table has them", exc)
+            await asyncio.to_thread(self._prune, keep)
+
+    def _prune(self, keep: dict[int, int]) -> None:
+        assert self.store is not None
+        for p, number in keep.items():
+            self.store.prune(p, number)
