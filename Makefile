@@ -33,9 +33,15 @@ apt-deps:
 demo: $(STAMP)
 	$(BIN)/policyloop demo
 
+# Style, the layering contracts of docs/architecture.md (import-linter, [tool.importlinter] in
+# pyproject.toml), types (mypy, strict on schemas/ and the registry), and at most 400 lines a file.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+	@long=$$(find services learner schemas -name '*.py' -exec wc -l {} + | awk '$$2 != "total" && $$1 > 400'); \
+	if [ -n "$$long" ]; then echo "files over 400 lines:"; echo "$$long"; exit 1; fi
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -77,7 +77,8 @@ def find_free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on ``host`` right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
 def _port_in_use(host: str, port: int) -> bool:
@@ -104,6 +105,7 @@ def metadata_ready(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
     if header is None:
         return False
+    got_correlation: int
     _size, got_correlation = struct.unpack(">ii", header)
     return got_correlation == correlation_id
 

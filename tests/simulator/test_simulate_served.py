@@ -7,8 +7,8 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from learner.registry import Registry
 from services.cli.main import cli
+from services.registry import Registry
 from tests.rollout.factory import publish
 from tests.sdk.conftest import read_events
 

@@ -8,20 +8,19 @@ import pytest
 from click.testing import CliRunner
 
 from services.cli.main import cli
-from services.settings import Settings
 from services.simulator.environments import EnvironmentRefused
 from services.simulator.recommendation_env import ENV_ID
-from services.simulator.traffic import run_fleet
+from services.simulator.traffic import FleetConnections, run_fleet
 from tests.sdk.conftest import read_events
 
 pytestmark = pytest.mark.integration
 
 
-def _settings(kafka, tmp_path) -> Settings:
-    return Settings(
-        home=str(tmp_path / "home"),
+def _settings(kafka, tmp_path) -> FleetConnections:
+    return FleetConnections(
         kafka=kafka,
         sdk={"spool_dir": str(tmp_path / "spool"), "linger_ms": 5},
+        registry_uri=str(tmp_path / "registry"),
     )
 
 
@@ -75,4 +74,5 @@ def test_env_kwargs_reach_every_worker_process(kafka, tmp_path):
 
 def test_run_fleet_refuses_a_continuous_action_env_before_starting_workers(tmp_path):
     with pytest.raises(EnvironmentRefused, match="Discrete action space"):
-        run_fleet(Settings(home=str(tmp_path)), "Pendulum-v1", 4, "uniform", workers=2)
+        connections = FleetConnections(registry_uri=str(tmp_path / "registry"))
+        run_fleet(connections, "Pendulum-v1", 4, "uniform", workers=2)

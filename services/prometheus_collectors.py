@@ -2,8 +2,10 @@
 
 Why: prometheus-client refuses to register the same metric name twice in one registry, yet
 several loggers, clients or controllers in one process (and tests that give each its own
-registry) must share their component's series. Each component keeps one :class:`PerRegistry`
-of its metrics class; instances are held weakly, so a test's throw-away registry is freed.
+registry) must share their component's series. Each component keeps one
+:class:`OncePerCollectorRegistry` of its metrics class; instances are held weakly, so a test's
+throw-away registry is freed. ("Registry" here is prometheus-client's CollectorRegistry; in the
+rest of policyloop the word means the policy registry.)
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from typing import Generic, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-__all__ = ["PerRegistry"]
+__all__ = ["OncePerCollectorRegistry"]
 
 T = TypeVar("T")
 
 
-class PerRegistry(Generic[T]):
+class OncePerCollectorRegistry(Generic[T]):
     """``factory(registry)`` called at most once per registry (default: the process-wide one)."""
 
     def __init__(self, factory: Callable[[CollectorRegistry], T]) -> None:
