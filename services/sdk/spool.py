@@ -1,6 +1,9 @@
 """The local disk spool: where batches wait while the broker cannot take them.
 
-Append-only segment files ``seg-<seq>.spool`` in ``spool_dir``, each a sequence of entries::
+Append-only segment files ``seg-<seq>.spool`` in a directory of this spool's own under
+``spool_dir`` (locked while the spool is open, so that processes sharing ``spool_dir`` never
+read, send or delete each other's segments; orphaned directories are adopted at start: see
+:mod:`services.sdk.spool_owner`), each a sequence of entries::
 
     >i partition | >I events | >I length | >I crc32(record) | record bytes (msgpack batch)
 
@@ -30,6 +33,7 @@ from typing import BinaryIO
 
 from services.sdk.batch_records import BatchRecord
 from services.sdk.errors import SpoolFullError
+from services.sdk.spool_owner import claim_spool_dir
 
 __all__ = ["DiskSpool", "SpoolEntry"]
 
@@ -66,7 +70,12 @@ class _Segment:
 
 
 class DiskSpool:
-    """FIFO of :class:`BatchRecord` entries on disk, bounded by ``max_bytes``."""
+    """FIFO of :class:`BatchRecord` entries on disk, bounded by ``max_bytes``.
+
+    ``directory`` is the shared spool root (``spool_dir``); opening the spool claims and locks
+    ``own_directory`` under it and adopts what closed or dead owners left there, so a spool
+    opened after a logger closed holds (and counts) what that logger left.
+    """
 
     def __init__(
         self,
@@ -76,7 +85,8 @@ class DiskSpool:
         fsync: bool = True,
     ) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._owner = claim_spool_dir(self.directory, _FIRST_SEQ)
+        self.own_directory = self._owner.directory
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self._fsync = fsync
@@ -112,7 +122,7 @@ class DiskSpool:
 
     # -- opening -----------------------------------------------------------------------------
     def _load(self) -> None:
-        for path in self.directory.glob("seg-*.spool"):
+        for path in self.own_directory.glob("seg-*.spool"):
             try:
                 seq = int(path.stem.removeprefix("seg-"))
             except ValueError:
@@ -168,7 +178,7 @@ class DiskSpool:
         return self._segments[-1].seq + 1 if self._segments else _FIRST_SEQ
 
     def _open_writer(self, seq: int) -> _Segment:
-        path = self.directory / f"seg-{seq:016d}.spool"
+        path = self.own_directory / f"seg-{seq:016d}.spool"
         seg = _Segment(seq, path, size=0, committed=0)
         self._writer = path.open("ab")
         self._writer_seg = seg
@@ -208,7 +218,7 @@ class DiskSpool:
             self.rewind()  # outstanding entries are newer than these: read them again after
         self._close_reader()
         seq = (self._segments[0].seq - 1) if self._segments else _FIRST_SEQ
-        path = self.directory / f"seg-{seq:016d}.spool"
+        path = self.own_directory / f"seg-{seq:016d}.spool"
         seg = _Segment(seq, path, size=0, committed=0)
         with path.open("wb") as fh:
             for batch in entries:
@@ -341,5 +351,7 @@ class DiskSpool:
         self._segments.remove(seg)
 
     def close(self) -> None:
+        """Close the files and release the directory (removed if it holds nothing)."""
         self._close_writer()
         self._close_reader()
+        self._owner.release(remove=not self._segments)
