@@ -7,7 +7,8 @@ The rule, every part configurable in :class:`GateSettings`:
    (any estimate, the logged value, the incumbent's estimate, the diagnostics) rejects, because
    it means a broken model or broken data, not a close call;
 2. the candidate's *lower* confidence bound must exceed the logged policy's value by the margin;
-3. and the incumbent's estimate by the margin (when there is an incumbent);
+3. and the incumbent's estimate by the margin (when there is an incumbent; one that is deployed
+   but could not be loaded or evaluated rejects: a candidate cannot be shown to beat it);
 4. the diagnostics must pass: enough effective samples, little probability on actions the
    logger never takes, optionally no single overwhelming importance weight, no broken model.
 
@@ -148,12 +149,16 @@ def decide(
     *,
     kind: Literal["one_step", "sequential"] | None = None,
     candidate_version: str | None = None,
+    incumbent_version: str | None = None,
+    incumbent_problem: str | None = None,
 ) -> GateDecision:
     """Apply the gate's rule (module doc) to a candidate's CPE results.
 
     ``incumbent_estimate`` is the incumbent's estimate by the *same* estimator on the same
     evaluation data (None when nothing is deployed yet). ``kind`` is inferred from the
     estimators when not given. ``candidate_version`` only makes the sentence name the version.
+    ``incumbent_problem`` says why a deployed incumbent (``incumbent_version``) has no estimate;
+    with ``beat_incumbent`` on it fails the "beats the incumbent" check.
     """
     settings = settings or GateSettings()
     if not isinstance(estimates, Mapping):
@@ -178,8 +183,9 @@ def decide(
     ]
     if not math.isfinite(logged):
         broken.append(f"the logged policy's value is {logged}")
+    who = f"the incumbent {incumbent_version}" if incumbent_version else "the incumbent"
     if incumbent is not None and not math.isfinite(incumbent):
-        broken.append(f"the incumbent's estimate is {incumbent}")
+        broken.append(f"{who}'s estimate is {incumbent}")
     for attr, words in (
         ("effective_sample_size", "the effective sample size"),
         ("max_importance_weight", "the largest importance weight"),
@@ -224,7 +230,16 @@ def decide(
                 f"{fmt_num(logged)}{_margin_words(settings)} ({fmt_num(need)})",
             )
         )
-    if settings.beat_incumbent and incumbent is not None and math.isfinite(lb + incumbent):
+    if settings.beat_incumbent and incumbent_problem is not None:
+        checks.append(
+            GateCheck(
+                "beats_incumbent",
+                False,
+                f"{who} could not be evaluated ({incumbent_problem}): a candidate cannot be "
+                "shown to beat it; fix or roll back CURRENT, or set gate.beat_incumbent=false",
+            )
+        )
+    elif settings.beat_incumbent and incumbent is not None and math.isfinite(lb + incumbent):
         need = _threshold(incumbent, settings)
         ok = lb > need
         checks.append(

@@ -22,8 +22,8 @@ def evaluate_candidate(
     ctx: RunContext, data: RunData, candidate: Candidate, incumbent: Incumbent, *, progress: bool
 ) -> Evaluation:
     """CPE of the exported candidate and of the incumbent (when loaded) on the eval split. An
-    incumbent that cannot be evaluated on this data (its actions are not offered) is a
-    warning: the gate then compares with the logged policy alone."""
+    incumbent that could not be loaded or evaluated on this data (its actions are not offered)
+    is a warning and the ``incumbent_problem`` the gate rejects on (see :class:`Evaluation`)."""
     s, eval_data = ctx.settings, data.eval_data
     policy_bytes = export_policy(
         candidate.trained.policy,
@@ -37,6 +37,7 @@ def evaluate_candidate(
     candidate_cpe = evaluate_policy(eval_data, candidate_probs, s.cpe, progress=progress)
     incumbent_cpe = None
     warnings: list[str] = []
+    problem = incumbent.problem
     if incumbent.module is not None and incumbent.manifest is not None:
         ctx.say(f"evaluating the incumbent {incumbent.version}")
         try:
@@ -50,5 +51,13 @@ def evaluate_candidate(
                 progress=progress,
             )
         except ValueError as exc:
-            warnings.append(f"The incumbent could not be evaluated: {exc}")
-    return Evaluation(policy_bytes, candidate_cpe, incumbent_cpe, warnings)
+            warnings.append(f"The incumbent {incumbent.version} could not be evaluated: {exc}")
+            problem = f"evaluating it failed: {exc}"
+    return Evaluation(
+        policy_bytes,
+        candidate_cpe,
+        incumbent_cpe,
+        warnings,
+        incumbent_version=incumbent.version,
+        incumbent_problem=problem,
+    )

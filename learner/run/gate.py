@@ -27,8 +27,15 @@ def gate_decision(
     incumbent_estimate: Estimate | None,
     version: str | None = None,
 ) -> GateDecision:
-    """The gate's decision on the candidate; ``version`` only makes the sentence name it."""
+    """The gate's decision on the candidate; ``version`` only makes the sentence name it.
+
+    A deployed incumbent without an estimate (not loaded, not evaluated, or its CPE lacks the
+    gate's estimator) is a problem the gate rejects on while ``gate.beat_incumbent`` is on."""
     candidate = evaluation.candidate
+    problem = evaluation.incumbent_problem
+    if problem is None and evaluation.incumbent_version is not None and incumbent_estimate is None:
+        name = gate_estimator_for(settings, candidate.kind)
+        problem = f"its CPE has no {name} estimate"
     return decide(
         candidate.estimates,
         candidate.diagnostics,
@@ -37,6 +44,8 @@ def gate_decision(
         settings.gate,
         kind=candidate.kind,
         candidate_version=version,
+        incumbent_version=evaluation.incumbent_version,
+        incumbent_problem=problem,
     )
 
 

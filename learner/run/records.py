@@ -111,12 +111,14 @@ class RunData:
 @dataclass(frozen=True)
 class Incumbent:
     """``CURRENT`` when the run started, loaded sha256-verified (``module`` and ``manifest``
-    are None when nothing is deployed or it could not be loaded: ``warnings`` say why)."""
+    are None when nothing is deployed or it could not be loaded: ``warnings`` say why, and
+    ``problem`` says it in the words the gate's rejection uses)."""
 
     version: str | None
     module: Any | None
     manifest: dict[str, Any] | None
     warnings: list[str]
+    problem: str | None = None
 
     @property
     def loaded(self) -> bool:
@@ -143,12 +145,18 @@ class Candidate:
 @dataclass(frozen=True)
 class Evaluation:
     """CPE of the exported candidate (``policy_bytes``, what would be served) and of the
-    incumbent on the same eval split (stage 5). ``warnings``: why the incumbent was not."""
+    incumbent on the same eval split (stage 5). ``warnings``: why the incumbent was not.
+
+    ``incumbent_version`` is ``CURRENT`` (None on a cold start); ``incumbent_problem`` why a
+    deployed incumbent could not be loaded or evaluated -- the gate then rejects while it must
+    beat the incumbent (a candidate cannot be shown to beat what was not evaluated)."""
 
     policy_bytes: bytes
     candidate: CpeResult
     incumbent: CpeResult | None
     warnings: list[str]
+    incumbent_version: str | None = None
+    incumbent_problem: str | None = None
 
 
 @dataclass(frozen=True)

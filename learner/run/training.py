@@ -2,8 +2,8 @@
 
 The incumbent (``CURRENT``, loaded sha256-verified) is read before training for two reasons:
 its weights warm-start the candidate when features and actions match, and it is the baseline
-the candidate must beat. One that cannot be loaded is a warning, not a failed run: the gate then
-compares with the logged policy alone.
+the candidate must beat. One that cannot be loaded is a warning, not a failed run; while the
+gate must beat the incumbent (``gate.beat_incumbent``) it then rejects, naming the version.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ __all__ = ["fit_train_normalizer", "load_incumbent", "train_candidate"]
 
 
 def load_incumbent(ctx: RunContext) -> Incumbent:
-    """``CURRENT`` now, loaded; a version that fails verification or loading is a warning."""
+    """``CURRENT`` now, loaded; a version that fails verification or loading is a warning
+    (and a ``problem`` the gate rejects on)."""
     version = ctx.registry.current()
     if version is None:
         return Incumbent(None, None, None, [])
@@ -26,7 +27,7 @@ def load_incumbent(ctx: RunContext) -> Incumbent:
         module, manifest = ctx.registry.load(version)
     except RegistryError as exc:
         warning = f"The incumbent {version} could not be loaded: {exc}"
-        return Incumbent(version, None, None, [warning])
+        return Incumbent(version, None, None, [warning], problem=f"loading it failed: {exc}")
     return Incumbent(version, module, manifest, [])
 
 
