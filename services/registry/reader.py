@@ -106,16 +106,41 @@ class RegistryReader:
         """The version in ``CURRENT``, or None before the first promotion."""
         if not self._store.exists(self._p("CURRENT")):
             return None
-        text = self._store.read_bytes(self._p("CURRENT")).decode().strip()
+        try:
+            text = self._store.read_bytes(self._p("CURRENT")).decode().strip()
+        except UnicodeDecodeError:
+            raise RegistryError(
+                f"{self.policy_name}/CURRENT: must be UTF-8 text naming a version, e.g. 'v3'"
+            ) from None
         return text or None
 
     def rollout(self) -> dict[str, Any] | None:
-        """``{version, fraction, started_at}`` of the candidate in rollout, or None."""
+        """``{version, fraction, started_at}`` of the candidate in rollout, or None.
+
+        A file that breaks the rules (not a JSON object, ``version`` not a version name,
+        ``fraction`` not a number in [0, 1]) raises :class:`RegistryError` naming the rule.
+        """
         if not self._store.exists(self._p("ROLLOUT")):
             return None
-        state: dict[str, Any] | None = json.loads(self._store.read_bytes(self._p("ROLLOUT")))
-        if not state or state.get("version") is None:
+        where = f"{self.policy_name}/ROLLOUT"
+        try:
+            state = json.loads(self._store.read_bytes(self._p("ROLLOUT")))
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both
+            raise RegistryError(f"{where}: not valid JSON ({exc})") from None
+        if not isinstance(state, dict):
+            raise RegistryError(f"{where}: must be a JSON object, got {type(state).__name__}")
+        version = state.get("version")
+        if version is None:
             return None
+        if not isinstance(version, str) or not is_version_name(version):
+            raise RegistryError(f"{where}: version={version!r} must look like 'v<N>', e.g. 'v3'")
+        fraction = state.get("fraction", 0.0)
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, int | float)
+            or not 0.0 <= fraction <= 1.0
+        ):
+            raise RegistryError(f"{where}: fraction={fraction!r} must be a number in [0, 1]")
         return state
 
     def history(self) -> list[dict[str, Any]]:

@@ -27,8 +27,16 @@ What it guarantees, and why:
   ``kafka`` given; :mod:`services.sdk.policy_reload`). The new serving state is built completely
   (:mod:`services.sdk.policy_serving`), then published by replacing one reference, so ``act``
   always sees a whole old or a whole new state.
-* **Cold start.** Without any ``CURRENT`` the client serves a uniform policy whose version is
-  ``"uniform"`` (``fallback="uniform"``), or refuses to start (``fallback="none"``).
+* **Cold start, explicit fallback.** When a fresh client has no version to serve — no
+  ``CURRENT`` yet, or a ``CURRENT`` that cannot be read or loaded (tampered, missing, not
+  TorchScript) — ``fallback="uniform"`` (the default) serves a uniform policy whose version is
+  ``"uniform"``, logging one ERROR that names the version and the reason and counting it in
+  ``policyloop_policy_load_failures_total``; ``fallback="none"`` raises
+  :class:`~services.sdk.policy_serving.PolicyUnavailableError` naming both instead.
+* **A damaged ROLLOUT is no rollout.** A ``ROLLOUT`` file that is not valid JSON or breaks its
+  rules never makes the constructor or a reload fail: every new episode goes to the incumbent,
+  one ERROR names the file and the rule, and the metric counts it under
+  ``policy_version="ROLLOUT"`` (an unreadable ``CURRENT`` likewise under ``"CURRENT"``).
 
 With a :class:`~services.sdk.logger.DecisionLogger` attached, every ``act`` is logged as a
 ``decision`` (step = the client's per-episode counter, the true propensity and

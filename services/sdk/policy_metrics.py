@@ -6,7 +6,8 @@ The Grafana dashboard and the alert rules are written against these names:
 * ``policyloop_policy_episodes_total{policy,policy_version}`` — counted at an episode's first act
 * ``policyloop_policy_reward_sum{policy,policy_version}`` — gauge (rewards may be negative)
 * ``policyloop_policy_propensity{policy,policy_version}`` — histogram, buckets 0.001 … 1
-* ``policyloop_policy_load_failures_total{policy,policy_version}``
+* ``policyloop_policy_load_failures_total{policy,policy_version}`` — ``policy_version`` is
+  ``CURRENT`` or ``ROLLOUT`` when that pointer file itself cannot be read
 * ``policyloop_policy_serving{policy,policy_version,role}`` — 1 for served versions
 * ``policyloop_rollout_fraction{policy,policy_version}`` — share routed to the candidate
 
@@ -160,7 +161,8 @@ class PolicyClientCollector(Collector):
             CounterMetricFamily(
                 "policyloop_policy_load_failures",
                 "Versions the client refused to load (sha256 mismatch, corrupt file, missing "
-                "manifest); the last good version kept serving.",
+                "manifest; policy_version CURRENT or ROLLOUT: that pointer file is unreadable); "
+                "the last good version, or the uniform fallback, kept serving.",
                 labels=labels,
             ),
             GaugeMetricFamily(

@@ -6,6 +6,13 @@ it. :class:`ServingStateBuilder` makes the next state from ``CURRENT``/``ROLLOUT
 models already loaded and refusing versions that fail to load (the last good one keeps serving;
 a refused version is not tried again until ``CURRENT`` changes, so a poll never becomes a reload
 storm).
+
+Damaged pointers never raise from :meth:`ServingStateBuilder.build` except as
+:class:`PolicyUnavailableError` with ``fallback="none"``: a ``ROLLOUT`` that breaks its rules is
+"no rollout" (the incumbent serves every new episode), and a ``CURRENT`` that cannot be read or
+loaded leaves the last good version serving, or the uniform fallback in a fresh client. Each is
+logged once (ERROR) and counted once per occurrence under the version, or under the pointer's
+file name (``ROLLOUT``, ``CURRENT``) when no version can be read from it.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from services.registry.reader import RegistryReader
 from services.sdk.policy_model import ServedModel, UniformModel
@@ -63,12 +70,13 @@ class ServingStateBuilder:
         self.uniform = UniformModel()
         self._broken: dict[str, str] = {}  # version -> reason, until CURRENT changes
         self._seen_current: str | None = None
+        self._pointer_errors: dict[str, str] = {}  # "CURRENT"/"ROLLOUT" -> the reported error
 
     def build(self, old: ServingState | None) -> ServingState:
         """The state to serve now; PolicyUnavailableError when there is none and no fallback."""
-        current = self.registry.current()
-        rollout = self.registry.rollout()
-        if current != self._seen_current:
+        current, current_error = self._read_pointer("CURRENT")
+        rollout, rollout_error = self._read_pointer("ROLLOUT")
+        if current != self._seen_current and current_error is None:
             self._broken.clear()  # a new CURRENT: give every version a fresh chance
             self._seen_current = current
         loaded: dict[str, ServedModel] = {}
@@ -78,7 +86,11 @@ class ServingStateBuilder:
                     loaded[model.version] = model
 
         incumbent: ServedModel | UniformModel | None
-        if current is None:
+        if current_error is not None:
+            incumbent = old.incumbent if old is not None else None
+            if current_error.new:
+                self._refused("CURRENT", "the CURRENT file", current_error.reason, old)
+        elif current is None:
             incumbent = old.incumbent if old is not None else None
         else:
             incumbent = loaded.get(current) or self._load(current, old)
@@ -86,27 +98,52 @@ class ServingStateBuilder:
                 incumbent = old.incumbent  # the last good version keeps serving
         if incumbent is None:
             if self.fallback == "none":
-                why = (
-                    f"version {current} could not be loaded ({self._broken.get(current)})"
-                    if current is not None
-                    else "it has no CURRENT version"
-                )
+                if current_error is not None:
+                    why = f"its CURRENT file cannot be read ({current_error.reason})"
+                elif current is not None:
+                    why = f"version {current} could not be loaded ({self._broken.get(current)})"
+                else:
+                    why = "it has no CURRENT version"
                 raise PolicyUnavailableError(
                     f"policy {self.registry.policy_name!r} in {self.registry.uri}: {why}, and "
                     "fallback='none' (use fallback='uniform' to serve a uniform policy)"
                 )
             incumbent = self.uniform
 
+        if rollout_error is not None and rollout_error.new:
+            log.error(
+                "policy %s: %s; treated as no rollout, every new episode goes to %s",
+                self.registry.policy_name,
+                rollout_error.reason,
+                incumbent.version,
+            )
         candidate: ServedModel | None = None
         fraction = 0.0
         version = rollout.get("version") if rollout else None
         if rollout and version is not None and version != incumbent.version:
             candidate = loaded.get(version) or self._load(version, old)
             if candidate is not None:
-                fraction = min(max(float(rollout.get("fraction", 0.0)), 0.0), 1.0)
+                fraction = float(rollout.get("fraction", 0.0))  # in [0, 1]: the reader checks
             if fraction <= 0.0:
                 candidate = None
         return ServingState(incumbent, candidate, fraction)
+
+    def _read_pointer(
+        self, name: Literal["CURRENT", "ROLLOUT"]
+    ) -> tuple[Any, _PointerError | None]:
+        """The pointer's value, or its error: counted once (under the file's name) until the
+        file reads fine again or fails differently; ``new`` tells the caller to log it."""
+        try:
+            value = self.registry.current() if name == "CURRENT" else self.registry.rollout()
+        except Exception as exc:  # a corrupt pointer: report it, never raise from build
+            reason = str(exc) or type(exc).__name__
+            new = self._pointer_errors.get(name) != reason
+            if new:
+                self._pointer_errors[name] = reason
+                self.on_load_failure(name)
+            return None, _PointerError(reason, new)
+        self._pointer_errors.pop(name, None)
+        return value, None
 
     def _load(self, version: str, serving: ServingState | None) -> ServedModel | None:
         """The loaded version, or None (recorded, logged once, counted) when it fails."""
@@ -121,11 +158,35 @@ class ServingStateBuilder:
             reason = str(exc) or type(exc).__name__
             self._broken[version] = reason
             self.on_load_failure(version)
-            log.warning(
-                "policy %s version %s refused: %s; still serving %s",
-                self.registry.policy_name,
-                version,
-                reason,
-                serving.incumbent.version if serving is not None else "nothing yet",
-            )
+            self._refused(version, f"version {version}", reason, serving)
             return None
+
+    def _refused(self, version: str, what: str, reason: str, serving: ServingState | None) -> None:
+        """Log a refusal: a WARNING while the last good version serves, else an ERROR."""
+        if serving is not None:
+            log.warning(
+                "policy %s %s refused: %s; still serving %s",
+                self.registry.policy_name,
+                what,
+                reason,
+                serving.incumbent.version,
+            )
+            return
+        instead = (
+            "serving the uniform fallback (fallback='uniform')"
+            if self.fallback == "uniform"
+            else "refusing to start (fallback='none')"
+        )
+        log.error(
+            "policy %s: CURRENT cannot be served, %s refused: %s; %s",
+            self.registry.policy_name,
+            what,
+            reason,
+            instead,
+        )
+
+
+@dataclass(frozen=True)
+class _PointerError:
+    reason: str
+    new: bool  # not reported before: log it
