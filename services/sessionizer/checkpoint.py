@@ -19,19 +19,42 @@ So the state loaded on restart is always exactly the state that produced the tab
 to the recorded offset, and the worker resumes at the next offset. Older checkpoints are
 deleted only after a newer one is named by a commit. MessagePack, never pickle: checkpoints
 hold only plain data.
+
+Only a checkpoint that does not exist is "none" (the caller then resumes with empty state and
+says so). One that exists but cannot be read (permission, I/O error, object-store timeout) is
+read again :data:`READ_ATTEMPTS` times in all, then :class:`CheckpointUnreadableError` stops
+the worker; so does one that does not decode to a state mapping: resuming with empty state
+would silently drop the open episodes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from typing import Any
 
 import msgpack
 import pyarrow.fs as pafs
 
-__all__ = ["CheckpointStore"]
+__all__ = ["READ_ATTEMPTS", "READ_RETRY_BACKOFF_S", "CheckpointStore", "CheckpointUnreadableError"]
+
+#: Reads of a checkpoint that exists but fails to read, in all, before giving up.
+READ_ATTEMPTS = 3
+#: Seconds before the first re-read; doubled before each later one.
+READ_RETRY_BACKOFF_S = 0.5
+
+
+class CheckpointUnreadableError(RuntimeError):
+    """A checkpoint exists (or may) but could not be read or decoded: not "no checkpoint"."""
+
+    def __init__(self, path: str, partition: int, number: int, cause: str) -> None:
+        super().__init__(
+            f"state checkpoint {number} of partition {partition} at {path} is unreadable: "
+            f"{cause}; refusing to resume with empty episode state"
+        )
+        self.path, self.partition, self.number = path, partition, number
 
 
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str, bool]:
@@ -74,15 +97,54 @@ class CheckpointStore:
                 out.write(data)
 
     def load(self, partition: int, number: int) -> dict[str, Any] | None:
-        """Checkpoint ``number`` of ``partition``, or ``None`` if there is none."""
+        """Checkpoint ``number`` of ``partition``, or ``None`` if there is no such file.
+
+        Raises :class:`CheckpointUnreadableError` when it cannot be read after
+        :data:`READ_ATTEMPTS` tries, or does not decode to a state mapping.
+        """
         path = self._path(partition, number)
-        try:
-            with self._fs.open_input_stream(path) as stream:
-                data = stream.read()
-        except (FileNotFoundError, OSError):
+        data = self._read(path, partition, number)
+        if data is None:
             return None
-        state: dict[str, Any] = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        try:
+            state = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise CheckpointUnreadableError(
+                path, partition, number, f"not valid MessagePack ({exc!r})"
+            ) from exc
+        if not isinstance(state, dict):
+            raise CheckpointUnreadableError(
+                path, partition, number, f"decodes to {type(state).__name__}, not a mapping"
+            )
         return state
+
+    def _read(self, path: str, partition: int, number: int) -> bytes | None:
+        """The file's bytes, ``None`` if it does not exist; read errors are retried."""
+        delay = READ_RETRY_BACKOFF_S
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                with self._fs.open_input_stream(path) as stream:
+                    return bytes(stream.read())
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                if self._missing(path):  # stores that report "not found" as a plain OSError
+                    return None
+                if attempt == READ_ATTEMPTS:
+                    raise CheckpointUnreadableError(
+                        path, partition, number, f"{exc!r} (after {attempt} attempts)"
+                    ) from exc
+            time.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _missing(self, path: str) -> bool:
+        """The store says ``path`` does not exist (``False`` when it cannot tell)."""
+        try:
+            info = self._fs.get_file_info(path)
+        except OSError:
+            return False
+        return bool(info.type == pafs.FileType.NotFound)
 
     def prune(self, partition: int, keep_from: int) -> None:
         """Delete checkpoints (and stray temporaries) numbered before ``keep_from``."""
