@@ -13,6 +13,7 @@ It depends on :mod:`schemas` and shared plumbing only, never on the training cod
 
 from services.registry.errors import (
     ManifestError,
+    ManifestMismatchError,
     RegistryError,
     TamperedPolicyError,
     VersionNotFoundError,
@@ -23,6 +24,7 @@ from services.registry.writer import Registry
 
 __all__ = [
     "ManifestError",
+    "ManifestMismatchError",
     "Registry",
     "RegistryError",
     "RegistryReader",

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from schemas.manifest import InvalidManifestError
 
-__all__ = ["ManifestError", "RegistryError", "TamperedPolicyError", "VersionNotFoundError"]
+__all__ = [
+    "ManifestError",
+    "ManifestMismatchError",
+    "RegistryError",
+    "TamperedPolicyError",
+    "VersionNotFoundError",
+]
 
 
 class RegistryError(RuntimeError):
@@ -24,6 +30,14 @@ class VersionNotFoundError(RegistryError, KeyError):
 
 class TamperedPolicyError(RegistryError):
     """``policy.pt`` does not hash to the sha256 recorded in its manifest: it is refused."""
+
+
+class ManifestMismatchError(TamperedPolicyError):
+    """The manifest's ``feature_names`` or ``actions`` differ from those ``policy.pt`` carries.
+
+    The sha256 covers ``policy.pt`` only; this check covers the manifest, so an edited manifest
+    (say, permuted features) is refused rather than served with its features in the wrong order.
+    """
 
 
 class ManifestError(RegistryError, InvalidManifestError):

@@ -12,13 +12,22 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["SERVED_INTERFACE", "load_policy", "load_torchscript", "torchscript_is_the_contract"]
+__all__ = [
+    "SERVED_INTERFACE",
+    "interface_mismatches",
+    "load_policy",
+    "load_torchscript",
+    "torchscript_is_the_contract",
+]
 
 #: What a served policy module has besides ``forward(state, possible)`` (docs/architecture.md).
 SERVED_INTERFACE = ("probs_dense", "feature_names", "actions")
+
+#: The manifest fields a served module carries too; they must agree, in order.
+_CHECKED_FIELDS = ("feature_names", "actions")
 
 
 @contextlib.contextmanager
@@ -58,3 +67,20 @@ def load_policy(data: bytes | bytearray | memoryview) -> Any:
         if not hasattr(module, name):
             raise ValueError(f"policy.pt: has no {name!r}; not a policyloop served policy")
     return module
+
+
+def interface_mismatches(module: Any, manifest: Mapping[str, Any]) -> list[str]:
+    """Each manifest field (``feature_names``, ``actions``) that differs from the module's.
+
+    One message per difference, naming the field and both values; empty when they agree. A
+    field the module does not carry is not compared (:func:`load_policy` requires both).
+    """
+    problems = []
+    for field in _CHECKED_FIELDS:
+        if not hasattr(module, field):
+            continue
+        carried = [str(v) for v in getattr(module, field)]
+        listed = [str(v) for v in manifest.get(field, [])]
+        if carried != listed:
+            problems.append(f"manifest {field}={listed} but policy.pt carries {field}={carried}")
+    return problems

@@ -10,8 +10,9 @@ Layout (docs/architecture.md)::
 
 A reader never writes, so a serving process (the SDK's policy client) holds only this side.
 Loading re-checks ``policy.pt`` against the manifest's sha256 before any byte reaches
-``torch.jit.load`` (:mod:`services.registry.loader`). The write side is
-:class:`services.registry.writer.Registry`, built on this class.
+``torch.jit.load`` (:mod:`services.registry.loader`), then the manifest's ``feature_names`` and
+``actions`` against those the module carries (the sha256 does not cover the manifest).
+The write side is :class:`services.registry.writer.Registry`, built on this class.
 
 Storage goes through :mod:`services.registry.storage` so an object-store backend can follow.
 """
@@ -27,11 +28,12 @@ from schemas.manifest import InvalidManifestError, parse_manifest, sha256_hex
 from schemas.names import POLICY_NAME_PATTERN
 from services.registry.errors import (
     ManifestError,
+    ManifestMismatchError,
     RegistryError,
     TamperedPolicyError,
     VersionNotFoundError,
 )
-from services.registry.loader import load_torchscript
+from services.registry.loader import interface_mismatches, load_torchscript
 from services.registry.storage import Store, store_for
 
 __all__ = [
@@ -190,7 +192,10 @@ class RegistryReader:
         """The served TorchScript module and manifest of ``version`` (default: CURRENT).
 
         The sha256 is verified before ``torch.jit.load`` sees a byte, so a tampered file
-        raises :class:`TamperedPolicyError` and is never executed.
+        raises :class:`TamperedPolicyError` and is never executed. The manifest is checked too:
+        its ``feature_names`` and ``actions`` must equal, in order, those the module carries,
+        or :class:`ManifestMismatchError` names the field and both values (an edited manifest
+        is refused, never served with its features permuted).
         """
         if version is None:
             version = self.current()
@@ -199,7 +204,14 @@ class RegistryReader:
                     f"policy {self.policy_name!r} has no CURRENT version in {self.uri}"
                 )
         data, manifest = self.load_bytes(version)
-        return load_torchscript(data), manifest
+        module = load_torchscript(data)
+        problems = interface_mismatches(module, manifest)
+        if problems:
+            raise ManifestMismatchError(
+                f"{self.policy_name}/{version}: {'; '.join(problems)}; the manifest does not "
+                "describe this policy.pt, refusing to load it"
+            )
+        return module, manifest
 
     # ----------------------------------------------------------------- reports
     def list_versions(self, *, verify: bool = False) -> list[VersionInfo]:
