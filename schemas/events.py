@@ -22,6 +22,7 @@ __all__ = [
     "ACTION_PROBS_TOLERANCE",
     "EVENT_TYPES",
     "LIMITS",
+    "MIN_PROPENSITY",
     "SCHEMA_VERSION",
     "EpisodeStepTracker",
     "EventValidationError",
@@ -49,6 +50,12 @@ LIMITS = {
 #: How far ``sum(action_probs)`` may be from 1, and ``propensity`` from the chosen action's
 #: entry of ``action_probs``. Loose enough for float32 softmax outputs.
 ACTION_PROBS_TOLERANCE = 1e-4
+
+#: The smallest ``propensity`` (and chosen ``action_probs`` entry) the contract admits. An
+#: importance weight of 1/1e-6 = 1e6 already dominates any off-policy estimate; a smaller one is
+#: a logging bug (e.g. 5e-324 from an underflowed softmax), and its row would poison every later
+#: learner run. ``validate_event(..., min_propensity=...)`` checks against another floor.
+MIN_PROPENSITY = 1e-6
 
 _REQUIRED = {
     "decision": (
@@ -182,7 +189,7 @@ def _check_fields(t: str, event: Mapping[str, Any]) -> None:
                 raise _fail(t, field, event[field], "is not a field of this event type")
 
 
-def _validate_decision(event: Mapping[str, Any]) -> None:
+def _validate_decision(event: Mapping[str, Any], min_propensity: float) -> None:
     t = "decision"
     _check_fields(t, event)
     _check_id(t, event, "event_id")
@@ -204,12 +211,17 @@ def _validate_decision(event: Mapping[str, Any]) -> None:
         _check_action(t, f"possible_actions[{i}]", candidate)
     if len(set(possible)) != len(possible):
         raise _fail(t, "possible_actions", possible, "must not repeat an action")
+    if len(set(map(type, possible))) > 1 and len(set(map(str, possible))) != len(possible):
+        # only a mix of ints and strings can collide once written as table text (1 and "1")
+        raise _fail(t, "possible_actions", possible, "must be distinct as table text (1 and '1')")
     if action not in possible:
         raise _fail(t, "action", action, "must be one of possible_actions")
     propensity = event["propensity"]
     _check_float(t, "propensity", propensity)
     if not 0.0 < propensity <= 1.0:
         raise _fail(t, "propensity", propensity, "must satisfy 0 < propensity <= 1")
+    if propensity < min_propensity:
+        raise _fail(t, "propensity", propensity, f"must be at least {min_propensity}")
     if "action_probs" in event:
         probs = event["action_probs"]
         if type(probs) is not list or len(probs) != len(possible):
@@ -227,7 +239,10 @@ def _validate_decision(event: Mapping[str, Any]) -> None:
             total += p
         if abs(total - 1.0) > ACTION_PROBS_TOLERANCE:
             raise _fail(t, "action_probs", total, "must sum to 1 (this is the sum)")
-        chosen = probs[possible.index(action)]
+        index = possible.index(action)
+        chosen = probs[index]
+        if chosen < min_propensity:
+            raise _fail(t, f"action_probs[{index}]", chosen, f"must be at least {min_propensity}")
         if abs(chosen - propensity) > ACTION_PROBS_TOLERANCE:
             raise _fail(
                 t, "propensity", propensity, f"must equal action_probs of the action ({chosen})"
@@ -247,7 +262,7 @@ def _validate_decision(event: Mapping[str, Any]) -> None:
         _check_schema_version(t, event)
 
 
-def _validate_reward(event: Mapping[str, Any]) -> None:
+def _validate_reward(event: Mapping[str, Any], _floor: float) -> None:
     t = "reward"
     _check_fields(t, event)
     _check_id(t, event, "event_id")
@@ -261,7 +276,7 @@ def _validate_reward(event: Mapping[str, Any]) -> None:
         _check_schema_version(t, event)
 
 
-def _validate_episode_end(event: Mapping[str, Any]) -> None:
+def _validate_episode_end(event: Mapping[str, Any], _floor: float) -> None:
     t = "episode_end"
     _check_fields(t, event)
     _check_id(t, event, "event_id")
@@ -282,8 +297,10 @@ _VALIDATORS = {
 }
 
 
-def validate_event(event: Any) -> None:
+def validate_event(event: Any, min_propensity: float = MIN_PROPENSITY) -> None:
     """Raise :class:`EventValidationError` unless ``event`` is a valid version-1 event.
+
+    ``min_propensity``: the propensity floor (default :data:`MIN_PROPENSITY`, the contract).
 
     Stateless: it checks one event on its own. Ordering rules across events of an episode are
     :class:`EpisodeStepTracker`'s job.
@@ -294,7 +311,7 @@ def validate_event(event: Any) -> None:
     validator = _VALIDATORS.get(event_type) if type(event_type) is str else None
     if validator is None:
         raise EventValidationError("type", event_type, f"must be one of {', '.join(EVENT_TYPES)}")
-    validator(event)
+    validator(event, min_propensity)
 
 
 class EpisodeStepTracker:

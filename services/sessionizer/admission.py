@@ -11,6 +11,7 @@ function either stores the event in the episode and returns ``True``, or hands i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,9 @@ __all__ = ["Reject", "admit_decision", "admit_end", "admit_reward"]
 Reject = Callable[[str, str, Pending], None]
 
 
-def admit_decision(ep: OpenEpisode, item: Pending, window_ms: int, reject: Reject) -> bool:
+def admit_decision(
+    ep: OpenEpisode, item: Pending, window_ms: int, reject: Reject, summed: bool = True
+) -> bool:
     """Store a decision; rewards of its step that came early but past its window are late."""
     ev = item.event
     step = ev["step"]
@@ -49,18 +52,26 @@ def admit_decision(ep: OpenEpisode, item: Pending, window_ms: int, reject: Rejec
     window_end = ev["ts"] + window_ms
     pending = ep.rewards.get(step)
     if pending:
-        kept = []
+        kept: list[Pending] = []
         for reward in pending:
             if reward.event["ts"] > window_end:
                 _reject_late_reward(reward, ev, window_ms, reject)
+            elif summed and kept and _overflows(kept, reward, reject):
+                pass  # dropping a late reward may change the running sum: check it again
             else:
                 kept.append(reward)
         ep.rewards[step] = kept
     return True
 
 
-def admit_reward(ep: OpenEpisode, item: Pending, window_ms: int, reject: Reject) -> bool:
-    """Store a reward (it may come before its decision and wait for it)."""
+def admit_reward(
+    ep: OpenEpisode, item: Pending, window_ms: int, reject: Reject, summed: bool = True
+) -> bool:
+    """Store a reward (it may come before its decision and wait for it).
+
+    ``summed``: rewards of a step are summed (aggregation ``sum``); then a reward that would
+    make the step's sum of ``reward`` or of a metric non-finite is rejected (``invalid:reward``).
+    """
     ev = item.event
     step = ev["step"]
     decision = ep.decisions.get(step)
@@ -70,8 +81,42 @@ def admit_reward(ep: OpenEpisode, item: Pending, window_ms: int, reject: Reject)
     if decision is not None and ev["ts"] > decision.event["ts"] + window_ms:
         _reject_late_reward(item, decision.event, window_ms, reject)
         return False
-    ep.rewards.setdefault(step, []).append(item)
+    stored = ep.rewards.get(step)
+    if stored is None:
+        ep.rewards[step] = [item]
+        return True
+    if summed and _overflows(stored, item, reject):
+        return False
+    stored.append(item)
     return True
+
+
+def _overflows(stored: list[Pending], item: Pending, reject: Reject) -> bool:
+    """Reject ``item`` if adding it to the sums of ``stored`` (in arrival order, as the row
+    builder adds) gives a non-finite value. Only runs for a step's second and later rewards."""
+    ev = item.event
+    total = 0.0
+    for r in stored:
+        total += r.event["reward"]
+    if not math.isfinite(total + ev["reward"]):
+        reject("invalid:reward", f"reward {ev['reward']!r}: the step's sum would overflow", item)
+        return True
+    metrics = ev.get("metrics")
+    if metrics:
+        for name, value in metrics.items():
+            total = 0.0
+            for r in stored:
+                m = r.event.get("metrics")
+                if m is not None:
+                    total += m.get(name, 0.0)
+            if not math.isfinite(total + value):
+                reject(
+                    "invalid:reward",
+                    f"metrics.{name}={value!r}: the step's sum of the metric would overflow",
+                    item,
+                )
+                return True
+    return False
 
 
 def _reject_late_reward(

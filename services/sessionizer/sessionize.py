@@ -158,12 +158,12 @@ class PartitionSessionizer:
         item = new_pending((offset, index, event))
         window = self.config.reward_window_ms
         if etype == "decision":
-            ok = admit_decision(episode, item, window, self._reject_item)
+            ok = admit_decision(episode, item, window, self._reject_item, not self._first)
             if ok:  # look at the episode again when the decision's reward window ends
                 self._seq += 1
                 heapq.heappush(self._deadlines, (ts + window, self._seq, episode_id))
         elif etype == "reward":
-            ok = admit_reward(episode, item, window, self._reject_item)
+            ok = admit_reward(episode, item, window, self._reject_item, not self._first)
         else:
             ok = admit_end(episode, item, self._reject_item)
         if not ok:

@@ -19,7 +19,7 @@ actions = st.one_of(st.text(min_size=1, max_size=20), int64)
 
 @st.composite
 def decisions(draw, with_probs: bool | None = None):
-    possible = draw(st.lists(actions, min_size=1, max_size=8, unique=True))
+    possible = draw(st.lists(actions, min_size=1, max_size=8, unique_by=str))
     index = draw(st.integers(0, len(possible) - 1))
     event = {
         "type": "decision",
