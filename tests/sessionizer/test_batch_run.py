@@ -22,7 +22,9 @@ from tests.sessionizer.workload import (
     Episode,
     expected_rows,
     log_episodes,
+    log_unended_episode,
     make_episodes,
+    run_batch,
     table_rows,
     worker_command,
 )
@@ -30,11 +32,6 @@ from tests.sessionizer.workload import (
 pytestmark = pytest.mark.integration
 
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ", re.M)
-
-
-def _run(kafka, table_uri, *extra: str, until_idle: float = 1.0) -> subprocess.CompletedProcess:
-    cmd = worker_command(kafka, table_uri, until_idle=until_idle, extra=list(extra))
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
 
 
 def _logged_at(stderr: str, text: str) -> float:
@@ -45,16 +42,6 @@ def _logged_at(stderr: str, text: str) -> float:
             assert stamp, line
             return datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
     raise AssertionError(f"no line with {text!r} in:\n{stderr[-3000:]}")
-
-
-def _log_open_episode(kafka, spool, episode_id: str, steps: int, *, end: bool) -> None:
-    """``steps`` decisions of one episode, ended or not."""
-    with DecisionLogger(kafka=kafka, settings=SdkSettings(spool_dir=str(spool))) as logger:
-        for s in range(steps):
-            logger.decision(episode_id, s, {"x": float(s)}, s % 3, [0, 1, 2], 0.25, "v1")
-        if end:
-            logger.end_episode(episode_id, False)
-        logger.flush(30)
 
 
 WINDOW_S, SLACK_S = 20.0, 0.2  # slack: worker_command's --idle-clock-slack
@@ -73,7 +60,7 @@ def waited_run(broker, tmp_path_factory):
     ensure_topics(kafka)
     episodes = make_episodes(100, seed=11)
     log_episodes(kafka, episodes, tmp / "spool")
-    done = _run(kafka, tmp / "timeline", "--reward-window", str(WINDOW_S))
+    done = run_batch(kafka, tmp / "timeline", "--reward-window", str(WINDOW_S))
     return done, episodes, tmp / "timeline"
 
 
@@ -103,7 +90,7 @@ def test_historical_events_close_at_once_without_waiting(kafka, tmp_path):
                 logger.decision(f"h{e}", s, {"x": 1.0}, 0, [0, 1], 0.5, "v1", ts=old + s)
             logger.end_episode(f"h{e}", True, ts=old + 3)
         logger.flush(30)
-    done = _run(kafka, tmp_path / "timeline", "--reward-window", "60")
+    done = run_batch(kafka, tmp_path / "timeline", "--reward-window", "60")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "waiting" not in done.stderr
     assert "60 rows written" in done.stdout
@@ -112,9 +99,9 @@ def test_historical_events_close_at_once_without_waiting(kafka, tmp_path):
 def test_an_episode_still_open_at_exit_is_reported_and_a_later_run_writes_it(kafka, tmp_path):
     episodes = make_episodes(30, seed=13)
     log_episodes(kafka, episodes, tmp_path / "spool")
-    _log_open_episode(kafka, tmp_path / "spool", "open-1", 3, end=False)
+    log_unended_episode(kafka, tmp_path / "spool", "open-1", 3, end=False)
     table = tmp_path / "timeline"
-    first = _run(kafka, table)
+    first = run_batch(kafka, table)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "1 episodes have not ended: kept in the checkpoint" in first.stdout
     rows = table_rows(table)
@@ -125,7 +112,7 @@ def test_an_episode_still_open_at_exit_is_reported_and_a_later_run_writes_it(kaf
     ) as logger:
         logger.end_episode("open-1", False)
         logger.flush(30)
-    second = _run(kafka, table)
+    second = run_batch(kafka, table)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "have not ended" not in second.stdout
     expected = expected_rows([*episodes, Episode("open-1", 3, {}, terminal=False)])
@@ -133,9 +120,9 @@ def test_an_episode_still_open_at_exit_is_reported_and_a_later_run_writes_it(kaf
 
 
 def test_close_open_episodes_writes_them_as_truncated_at_exit(kafka, tmp_path):
-    _log_open_episode(kafka, tmp_path / "spool", "never-ends", 4, end=False)
+    log_unended_episode(kafka, tmp_path / "spool", "never-ends", 4, end=False)
     table = tmp_path / "timeline"
-    done = _run(kafka, table, "--close-open-episodes")
+    done = run_batch(kafka, table, "--close-open-episodes")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "have not ended" not in done.stdout
     assert table_rows(table) == expected_rows([Episode("never-ends", 4, {}, terminal=False)])

@@ -19,17 +19,17 @@ from tests.sessionizer.workload import (
     Episode,
     expected_rows,
     log_episodes,
+    log_unended_episode,
     make_episodes,
+    run_batch,
     table_rows,
-    worker_command,
 )
 
 pytestmark = pytest.mark.integration
 
 
 def _run(kafka, table_uri, *flags: str) -> subprocess.CompletedProcess:
-    cmd = worker_command(kafka, table_uri, until_idle=1.0, extra=list(flags))
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    done = run_batch(kafka, table_uri, *flags, timeout_s=120)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -42,14 +42,6 @@ def _with_rewards(episodes: list[Episode], reward_of: Callable[[list[float]], fl
             key = (ep.episode_id, step)
             rows[key] = (reward_of(ep.rewards.get(step, [])), *rows[key][1:])
     return rows
-
-
-def _log_open_episode(kafka, spool, episode_id: str, steps: int) -> None:
-    """``steps`` decisions of one episode that has not ended (no reward, no end)."""
-    with DecisionLogger(kafka=kafka, settings=SdkSettings(spool_dir=str(spool))) as logger:
-        for s in range(steps):
-            logger.decision(episode_id, s, {"x": float(s)}, s % 3, [0, 1, 2], 0.25, "v1")
-        logger.flush(30)
 
 
 def test_reward_aggregation_first_writes_the_first_reward_of_each_step(kafka, tmp_path):
@@ -73,7 +65,7 @@ def test_default_reward_is_the_reward_of_steps_without_reward_events(kafka, tmp_
 
 
 def test_episode_timeout_closes_a_silent_episode_as_truncated(kafka, tmp_path):
-    _log_open_episode(kafka, tmp_path / "spool", "silent", 3)
+    log_unended_episode(kafka, tmp_path / "spool", "silent", 3)
     done = _run(kafka, tmp_path / "timeline", "--episode-timeout", "1")
     assert "have not ended" not in done.stdout
     silent = Episode("silent", 3, {}, terminal=False)
@@ -82,7 +74,7 @@ def test_episode_timeout_closes_a_silent_episode_as_truncated(kafka, tmp_path):
 
 def test_state_uri_holds_the_checkpoints_that_a_later_run_resumes_from(kafka, tmp_path):
     table, state = tmp_path / "timeline", tmp_path / "elsewhere"
-    _log_open_episode(kafka, tmp_path / "spool", "open", 3)
+    log_unended_episode(kafka, tmp_path / "spool", "open", 3)
     first = _run(kafka, table, "--state-uri", str(state))
     assert "1 episodes have not ended" in first.stdout
     assert list((state / "g" / kafka.events_topic).glob("*/*.msgpack"))

@@ -93,6 +93,32 @@ def log_episodes(
         logger.flush(60)
 
 
+def log_unended_episode(
+    kafka: KafkaSettings, spool_dir: Path, episode_id: str, steps: int, *, end: bool = False
+) -> None:
+    """``steps`` decisions of one episode with no reward; its ``episode_end`` (truncated) only
+    with ``end``: the episode the batch-mode and timeout tests keep open."""
+    with DecisionLogger(kafka=kafka, settings=SdkSettings(spool_dir=str(spool_dir))) as logger:
+        for s in range(steps):
+            logger.decision(episode_id, s, {"x": float(s)}, s % 3, [0, 1, 2], 0.25, "v1")
+        if end:
+            logger.end_episode(episode_id, False)
+        logger.flush(30)
+
+
+def run_batch(
+    kafka: KafkaSettings,
+    table_uri: Path,
+    *flags: str,
+    until_idle: float = 1.0,
+    timeout_s: float = 180,
+) -> subprocess.CompletedProcess:
+    """``policyloop sessionize --until-idle`` with :func:`worker_command`'s settings and
+    ``flags``, to completion."""
+    cmd = worker_command(kafka, table_uri, until_idle=until_idle, extra=list(flags))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+
+
 def table_rows(table_uri: str | Path) -> dict[tuple[str, int], tuple]:
     """The table's rows in the form of :func:`expected_rows`; fails on a duplicate key."""
     table = open_table(str(table_uri))
