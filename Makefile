@@ -4,9 +4,9 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-APT_PACKAGES := prometheus prometheus-pushgateway
+APT_PACKAGES := prometheus prometheus-pushgateway iproute2
 
-.PHONY: install demo test lint format bench apt-deps clean
+.PHONY: install demo test soak lint format bench apt-deps clean
 
 install: $(STAMP)
 
@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps d3rlpy==2.8.1
 	touch $(STAMP)
 
-# Debian packages for the monitoring tests (real Prometheus and Pushgateway); skipped when present.
+# Debian packages for the monitoring tests (real Prometheus and Pushgateway) and the deploy test
+# (iproute2: `ip netns`, one network namespace per container); skipped when present.
 apt-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -50,6 +51,10 @@ format: $(STAMP)
 # The monitoring tests need the real Prometheus and Pushgateway: here a missing binary fails them.
 test: $(STAMP) apt-deps lint
 	POLICYLOOP_REQUIRE_MONITORING=1 $(BIN)/pytest -q
+
+# Fault tests at full scale (minutes each): the marker `soak`, left out of `make test`.
+soak: $(STAMP) apt-deps
+	POLICYLOOP_REQUIRE_MONITORING=1 $(BIN)/pytest -q -m soak
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks $(BENCH)

@@ -18,7 +18,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -30,6 +30,7 @@ __all__ = [
     "require_binary",
     "running_prometheus",
     "running_pushgateway",
+    "unavailable",
     "wait_until_ready",
 ]
 
@@ -41,16 +42,20 @@ def _set(variable: str) -> bool:
     return os.environ.get(variable, "").strip().lower() not in ("", "0", "false", "no")
 
 
+def unavailable(message: str) -> NoReturn:
+    """What the test cannot have here: skip with ``message``, or fail under CI / make test."""
+    if _set("CI") or _set(REQUIRE_MONITORING):
+        pytest.fail(f"{message}; CI and make test ({REQUIRE_MONITORING}=1) require it")
+    pytest.skip(message)
+
+
 def require_binary(*names: str) -> str:
     """The path of the first of ``names`` on PATH; else skip, or fail under CI / make test."""
     for name in names:
         found = shutil.which(name)
         if found:
             return found
-    message = f"{names[0]} not installed: `make apt-deps` installs it (make test does)"
-    if _set("CI") or _set(REQUIRE_MONITORING):
-        pytest.fail(f"{message}; CI and make test ({REQUIRE_MONITORING}=1) require it")
-    pytest.skip(message)
+    unavailable(f"{names[0]} not installed: `make apt-deps` installs it (make test does)")
 
 
 def wait_until_ready(url: str, process: subprocess.Popen, timeout_s: float = 30.0) -> None:
@@ -96,10 +101,13 @@ def running_pushgateway() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def running_prometheus(config: dict[str, Any], workdir: Path) -> Iterator[str]:
-    """Prometheus with ``config`` (a prometheus.yml as a dict) on a free port; yields its URL."""
+def running_prometheus(
+    config: dict[str, Any], workdir: Path, port: int | None = None
+) -> Iterator[str]:
+    """Prometheus with ``config`` (a prometheus.yml as a dict) on ``port`` of loopback (default:
+    a free one); yields its URL."""
     binary = require_binary("prometheus")
-    port = find_free_port()
+    port = port or find_free_port()
     config_path = workdir / "prometheus.yml"
     config_path.write_text(json.dumps(config))  # YAML is a superset of JSON
     url = f"http://127.0.0.1:{port}"
