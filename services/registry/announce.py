@@ -3,6 +3,10 @@
 Serving processes hot-reload from the registry anyway; the announcement only makes them notice
 sooner and lets other systems react. So it is best effort by design: a failed announcement is
 logged and counted, and never undoes a publication that already happened.
+
+The TLS and SASL settings are checked first (:func:`services.kafka_access.check_credentials`):
+kafka-python would spend the whole ``timeout_s`` retrying a refused login and then log "unable
+to bootstrap"; the check logs at once which broker refused what, and which setting to fix.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import logging
 
 from schemas.announcement import Announcement
+from services.kafka_access import check_credentials
 from services.kafka_settings import KafkaSettings
 
 __all__ = ["announce_policy"]
@@ -25,6 +30,7 @@ def announce_policy(
 
     producer = None
     try:
+        check_credentials(kafka, timeout_s=timeout_s)
         producer = KafkaProducer(
             bootstrap_servers=kafka.bootstrap_servers,
             client_id="policyloop-learner",

@@ -22,19 +22,24 @@ Why these settings (each departs from a Faust default for the exactly-once desig
   ``MAX_RECORD_BYTES`` plus its headers, just over Faust's 1,000,000-byte default.
 * Small ``broker_*`` timeouts come from :class:`SessionizerSettings` (the embedded broker
   completes a group join only after the rebalance timeout).
+* :func:`build_app` first checks the TLS and SASL settings against the broker
+  (:func:`services.kafka_access.check_credentials`): aiokafka treats a refused login or an
+  untrusted certificate like a broker that is away and Faust retries it forever, so a wrong
+  password would otherwise make the worker hang without a word about why.
 """
 
 from __future__ import annotations
 
 import os
-import ssl
 import tempfile
 from typing import Any
 
 import faust
 
 from schemas.wire import MAX_RECORD_BYTES
+from services.kafka_access import check_credentials
 from services.kafka_settings import KafkaSettings
+from services.kafka_tls import client_ssl_context
 from services.sessionizer.settings import SessionizerSettings
 
 __all__ = ["broker_credentials", "build_app"]
@@ -43,15 +48,12 @@ __all__ = ["broker_credentials", "build_app"]
 def broker_credentials(kafka: KafkaSettings) -> Any:
     """Faust credentials for the TLS/SASL settings (``None`` for PLAINTEXT)."""
     protocol = kafka.security_protocol
-    context = None
-    if protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=kafka.ssl_cafile)
-        if kafka.ssl_certfile:
-            context.load_cert_chain(kafka.ssl_certfile, kafka.ssl_keyfile)
+    context = client_ssl_context(kafka)
     if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        secret = kafka.sasl_plain_password
         return faust.SASLCredentials(
             username=kafka.sasl_plain_username,
-            password=kafka.sasl_plain_password,
+            password=None if secret is None else secret.get_secret_value(),
             mechanism=kafka.sasl_mechanism or "PLAIN",
             ssl_context=context,
         )
@@ -61,7 +63,12 @@ def broker_credentials(kafka: KafkaSettings) -> Any:
 
 
 def build_app(kafka: KafkaSettings, settings: SessionizerSettings) -> faust.App:
-    """A Faust app for consumer group ``settings.app_id`` on the given broker."""
+    """A Faust app for consumer group ``settings.app_id`` on the given broker.
+
+    Raises :class:`~services.kafka_errors.KafkaAccessError` at once if the broker refuses the
+    TLS or SASL settings (see the module's docstring).
+    """
+    check_credentials(kafka)
     servers = [f"kafka://{s.strip()}" for s in kafka.bootstrap_servers.split(",") if s.strip()]
     session = settings.session_timeout_s
     datadir = os.path.join(tempfile.gettempdir(), "policyloop-faust")
