@@ -11,6 +11,14 @@ the setting to fix. Messages never contain the password.
 What it does not judge: a broker that does not answer at all is an outage, not a credentials
 problem; the check returns and leaves it to the client's own timeouts (and the SDK's spool).
 ``PLAINTEXT`` has nothing to check: the call returns at once without connecting.
+
+How, and why with kafka-python's pieces but not its connection: the login is kafka-python's own
+SASL mechanism (``kafka.net.sasl``: the PLAIN and SCRAM code its clients log in with, so the
+check passes exactly what they will pass) and its request classes (:mod:`services.kafka_wire`);
+the TLS handshake is Python's, with the context the clients get (:mod:`services.kafka_tls`).
+kafka-python's ``KafkaConnection`` runs only inside its connection manager's event loop, whose
+bootstrap logs each failed attempt and retries until its timeout: the very behaviour this check
+exists to avoid.
 """
 
 from __future__ import annotations
@@ -21,8 +29,9 @@ import ssl
 import time
 from typing import NoReturn
 
+from kafka.net.sasl import get_sasl_mechanism
+
 from services.kafka_errors import KafkaAccessError, KafkaAuthenticationError, KafkaTlsError
-from services.kafka_scram import ScramClient, ScramError
 from services.kafka_settings import KafkaSettings
 from services.kafka_tls import client_ssl_context
 from services.kafka_wire import KafkaWire, WireError
@@ -30,6 +39,8 @@ from services.kafka_wire import KafkaWire, WireError
 __all__ = ["check_credentials"]
 
 _UNSUPPORTED_SASL_MECHANISM = 33  # Kafka's error code
+_MAX_SASL_ROUNDS = 4  # PLAIN takes one, SCRAM two: more is a broker that never finishes
+_SCRAM_SERVER_ERROR = b"e="  # RFC 5802: a refusal inside the SCRAM exchange
 _CAFILE_HINT = "kafka.ssl_cafile (POLICYLOOP_KAFKA__SSL_CAFILE)"
 _LOGIN_HINT = (
     "Check kafka.sasl_plain_username, kafka.sasl_plain_password and kafka.sasl_mechanism "
@@ -136,30 +147,44 @@ class _Check:
                 self._refused(f"it does not offer {mechanism} here{listed}")
             if error_code:
                 self._refused(f"its SASL handshake answered Kafka error code {error_code}")
-            if mechanism == "PLAIN":
-                user = (self.kafka.sasl_plain_username or "").encode()
-                answer = wire.sasl_authenticate(b"\0" + user + b"\0" + self._password.encode())
-                if answer.error_code:
-                    self._refused(answer.error_message or f"error code {answer.error_code}")
-                return
-            self._scram(wire, mechanism)
+            self._authenticate(wire, mechanism)
         except WireError as exc:
             self._refused(f"{exc} during the login")
         except OSError as exc:
             raise self._stalled("the SASL login", exc) from None
 
-    def _scram(self, wire: KafkaWire, mechanism: str) -> None:
-        scram = ScramClient(mechanism, self.kafka.sasl_plain_username or "", self._password)
-        try:
-            first = wire.sasl_authenticate(scram.first())
-            if first.error_code:
-                self._refused(first.error_message or f"error code {first.error_code}")
-            final = wire.sasl_authenticate(scram.final(first.auth_bytes))
-            if final.error_code:
-                self._refused(final.error_message or f"error code {final.error_code}")
-            scram.verify(final.auth_bytes)
-        except ScramError as exc:
-            self._refused(str(exc))
+    def _authenticate(self, wire: KafkaWire, mechanism: str) -> None:
+        """The SASL rounds, made by kafka-python's own mechanism: the one its clients use.
+
+        Its SCRAM client raises ``KeyError`` for a field missing from the broker's message
+        (``'v'``: a final message without the broker's signature) and ``ValueError`` for a
+        message that does not verify (a foreign nonce, a wrong signature). It does not read
+        RFC 5802's server-error (``e=<reason>``, how a broker may refuse in SCRAM's own terms):
+        it would say "no 'v'", so the reason is read here first.
+        """
+        login = get_sasl_mechanism(mechanism)(
+            host=self.host,
+            sasl_mechanism=mechanism,
+            sasl_plain_username=self.kafka.sasl_plain_username or "",
+            sasl_plain_password=self._password,
+        )
+        for _ in range(_MAX_SASL_ROUNDS):
+            if login.is_done():
+                break
+            answer = wire.sasl_authenticate(login.auth_bytes())
+            if answer.error_code:
+                self._refused(answer.error_message or f"error code {answer.error_code}")
+            if answer.auth_bytes.startswith(_SCRAM_SERVER_ERROR):  # e.g. Tansu's unknown-user
+                reason = answer.auth_bytes.removeprefix(_SCRAM_SERVER_ERROR)
+                self._refused(f"the broker refused the login: {reason.decode(errors='replace')}")
+            try:
+                login.receive(answer.auth_bytes)
+            except KeyError as exc:
+                self._refused(f"the broker's {mechanism} message lacks its '{exc.args[0]}' field")
+            except ValueError as exc:  # UnicodeDecodeError and binascii.Error are ValueErrors
+                self._refused(f"the broker's {mechanism} message does not verify: {exc}")
+        if not login.is_authenticated():
+            self._refused(f"the broker did not complete the {mechanism} exchange")
 
     def _refused(self, detail: str) -> NoReturn:
         user = self.kafka.sasl_plain_username

@@ -1,9 +1,17 @@
-"""The few Kafka requests the credential check sends, framed by hand.
+"""kafka-python's request and response messages, carried over one blocking socket.
 
-Why by hand: the check must see each step's own outcome (TLS handshake, SASL handshake, each
-SASL round, the first request after it) within one deadline, where a client library only
-reports "unable to bootstrap" after its own retries. Only fixed, non-flexible versions are used,
-which every broker since Kafka 1.0 answers: SaslHandshake v1, SaslAuthenticate v1, Metadata v1.
+Why this module: the credential check (:mod:`services.kafka_access`) must see each step's own
+outcome (TLS handshake, SASL handshake, each SASL round, the first request after it) within one
+deadline, where a client library only reports "unable to bootstrap" after its own retries. The
+messages themselves are kafka-python's (``kafka.protocol``, generated from Apache Kafka's
+message schemas): they encode the request with its header and size prefix, and decode the
+answer and its header. This module only moves those bytes over a socket the check has already
+connected (and, for TLS, wrapped), and checks that each answer is to the request just sent.
+
+Why not kafka-python's own ``KafkaProtocol`` for that: it logs every request's repr at DEBUG,
+and a ``SaslAuthenticateRequest``'s repr holds a PLAIN password. Only fixed, non-flexible
+versions are sent, which every broker since Kafka 1.0 answers: SaslHandshake v1,
+SaslAuthenticate v1, Metadata v1.
 """
 
 from __future__ import annotations
@@ -11,14 +19,20 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = [
-    "KafkaWire",
-    "SaslAuthenticateAnswer",
-    "WireError",
-]
+from kafka.protocol.metadata import MetadataRequest, MetadataResponse
+from kafka.protocol.sasl import (
+    SaslAuthenticateRequest,
+    SaslAuthenticateResponse,
+    SaslHandshakeRequest,
+    SaslHandshakeResponse,
+)
 
-_SASL_HANDSHAKE, _SASL_AUTHENTICATE, _METADATA = 17, 36, 3
+__all__ = ["KafkaWire", "SaslAuthenticateAnswer", "WireError"]
+
+_VERSION = 1  # of each request sent here; see the module's docstring
+_SIZE_BYTES = 4  # every Kafka answer starts with its size, a big-endian int32
 _MAX_RESPONSE = 16 << 20
 
 
@@ -28,79 +42,54 @@ class WireError(ConnectionError):
 
 @dataclass(frozen=True)
 class SaslAuthenticateAnswer:
+    """One SASL round's answer: Kafka's error code and message, and the mechanism's bytes."""
+
     error_code: int
     error_message: str | None
     auth_bytes: bytes
 
 
-def _string(text: str) -> bytes:
-    data = text.encode("utf-8")
-    return struct.pack(">h", len(data)) + data
-
-
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self._data, self._at = data, 0
-
-    def take(self, fmt: str) -> int:
-        try:
-            (value,) = struct.unpack_from(fmt, self._data, self._at)
-        except struct.error:
-            raise WireError("the broker's answer is cut short") from None
-        self._at += struct.calcsize(fmt)
-        return int(value)
-
-    def string(self) -> str | None:
-        size = self.take(">h")
-        if size < 0:
-            return None
-        text = self._data[self._at : self._at + size].decode("utf-8", "replace")
-        self._at += size
-        return text
-
-    def blob(self) -> bytes:
-        size = max(self.take(">i"), 0)
-        data = self._data[self._at : self._at + size]
-        self._at += size
-        return data
-
-
 class KafkaWire:
-    """Requests and responses over one connected (and, for TLS, wrapped) socket."""
+    """Requests and their answers, one at a time, over one connected socket."""
 
     def __init__(self, sock: socket.socket, client_id: str = "policyloop-check") -> None:
         self._sock = sock
-        self._client_id = _string(client_id)
+        self._client_id = client_id
         self._correlation = 0
 
     def sasl_handshake(self, mechanism: str) -> tuple[int, list[str]]:
         """The broker's error code and the mechanisms it offers."""
-        reader = self._call(_SASL_HANDSHAKE, 1, _string(mechanism))
-        error_code = reader.take(">h")
-        offered = [reader.string() or "" for _ in range(max(reader.take(">i"), 0))]
-        return error_code, offered
+        request = SaslHandshakeRequest[_VERSION](mechanism=mechanism)
+        answer = self._call(request, SaslHandshakeResponse)
+        return int(answer.error_code), [str(m) for m in answer.mechanisms or []]
 
     def sasl_authenticate(self, auth_bytes: bytes) -> SaslAuthenticateAnswer:
-        reader = self._call(_SASL_AUTHENTICATE, 1, struct.pack(">i", len(auth_bytes)) + auth_bytes)
-        error_code = reader.take(">h")
-        return SaslAuthenticateAnswer(error_code, reader.string(), reader.blob())
+        """One round of the SASL exchange: our mechanism's bytes out, the broker's back."""
+        request = SaslAuthenticateRequest[_VERSION](auth_bytes=auth_bytes)
+        answer = self._call(request, SaslAuthenticateResponse)
+        return SaslAuthenticateAnswer(
+            int(answer.error_code), answer.error_message, bytes(answer.auth_bytes or b"")
+        )
 
     def metadata(self) -> None:
         """Ask for the brokers (no topics): proof that the session is usable."""
-        self._call(_METADATA, 1, struct.pack(">i", 0))
+        self._call(MetadataRequest[_VERSION](topics=[]), MetadataResponse)
 
-    def _call(self, api_key: int, version: int, body: bytes) -> _Reader:
+    def _call(self, request: Any, response_class: Any) -> Any:
         self._correlation += 1
-        header = struct.pack(">hhi", api_key, version, self._correlation) + self._client_id
-        request = header + body
-        self._sock.sendall(struct.pack(">i", len(request)) + request)
-        size = struct.unpack(">i", self._receive(4))[0]
-        if not 4 <= size <= _MAX_RESPONSE:
+        request.with_header(correlation_id=self._correlation, client_id=self._client_id)
+        self._sock.sendall(request.encode(framed=True, header=True))
+        (size,) = struct.unpack(">i", self._receive(_SIZE_BYTES))
+        if not _SIZE_BYTES <= size <= _MAX_RESPONSE:
             raise WireError(f"the answer has an impossible size ({size} bytes)")
         data = self._receive(size)
-        if struct.unpack_from(">i", data)[0] != self._correlation:
+        try:
+            answer = response_class.decode(data, version=_VERSION, header=True)
+        except (ValueError, struct.error, IndexError):  # what kafka-python's own parser catches
+            raise WireError("the broker's answer is not a Kafka answer") from None
+        if answer.header.correlation_id != self._correlation:
             raise WireError("the answer is not to our request")
-        return _Reader(data[4:])
+        return answer
 
     def _receive(self, n: int) -> bytes:
         data = b""

@@ -1,4 +1,9 @@
-"""``policyloop broker up|down|status``: the embedded development broker."""
+"""``policyloop broker up|down|status``: the embedded development broker.
+
+``up`` creates the topics with the configured TLS and SASL settings; a broker that refuses them
+(:class:`~services.kafka_errors.KafkaAccessError`) is one error line and exit 1, not a traceback,
+and the broker is stopped again (without its topics it would only mislead).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import click
 
 from services.broker.embedded import BrokerError, broker_status, start_broker, stop_broker
 from services.cli.context import settings_from_context
+from services.kafka_errors import KafkaAccessError
 
 __all__ = ["broker"]
 
@@ -35,7 +41,11 @@ def up(ctx: click.Context, port: int | None, host: str | None) -> None:
     except BrokerError as exc:
         raise click.ClickException(str(exc)) from None
     kafka = settings.kafka.model_copy(update={"bootstrap_servers": handle.bootstrap_servers})
-    ensure_topics(kafka)
+    try:
+        ensure_topics(kafka)
+    except KafkaAccessError as exc:
+        stop_broker(settings.home)  # a broker without its topics would only mislead
+        raise click.ClickException(f"{exc}; the broker is stopped again") from None
     click.echo(f"broker up at {handle.bootstrap_servers} (pid {handle.pid}, log {handle.log_path})")
     if handle.bootstrap_servers != settings.kafka.bootstrap_servers:
         click.echo(f"export POLICYLOOP_KAFKA__BOOTSTRAP_SERVERS={handle.bootstrap_servers}")

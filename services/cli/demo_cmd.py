@@ -1,10 +1,16 @@
-"""``policyloop demo``: the closed loop on embedded defaults (what ``make demo`` runs)."""
+"""``policyloop demo``: the closed loop on embedded defaults (what ``make demo`` runs).
+
+A broker that refuses the configured TLS or SASL settings
+(:class:`~services.kafka_errors.KafkaAccessError`, when the topics are created) is one error line
+and exit 1, not a traceback; the demo stops everything it started either way.
+"""
 
 from __future__ import annotations
 
 import click
 
 from services.cli.context import settings_from_context
+from services.kafka_errors import KafkaAccessError
 
 __all__ = ["demo"]
 
@@ -49,6 +55,9 @@ def demo(ctx: click.Context, /, env: str, trainer_steps: int | None, **overrides
     chosen = demo_settings(_ENVS.get(env, env), **overrides)
     if trainer_steps is not None:
         chosen.learner = {**chosen.learner, "trainer": {"steps": trainer_steps}}
-    result = run_demo(settings, chosen)
+    try:
+        result = run_demo(settings, chosen)
+    except KafkaAccessError as exc:
+        raise click.ClickException(str(exc)) from None
     if not result.reached_target:
         ctx.exit(1)

@@ -4,6 +4,9 @@ Flags override ``POLICYLOOP_SESSIONIZER__*`` / ``POLICYLOOP_KAFKA__*`` /
 ``POLICYLOOP_TABLES__TIMELINE_URI`` variables and the config file (see
 ``services/cli/settings.py``); unset flags leave them alone. ``--table-uri`` sets the one
 timeline location, ``tables.timeline_uri``, that the learner and the rollout read too.
+
+A broker that refuses the TLS or SASL settings (:class:`~services.kafka_errors.KafkaAccessError`)
+is a configuration error, not a crash: one line naming the broker and the setting, exit 1.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 import click
 
 from services.cli.context import settings_from_context
+from services.kafka_errors import KafkaAccessError
 
 __all__ = ["sessionize", "table"]
 
@@ -100,7 +104,10 @@ def sessionize(
         until_idle_s=until_idle,
         close_open_at_exit=close_open_episodes,
     )
-    code = asyncio.run(worker.run())
+    try:
+        code = asyncio.run(worker.run())
+    except KafkaAccessError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(
         f"sessionizer done: {worker.events_seen} events, {worker.rows_written} rows written "
         f"to {settings.tables.timeline_uri}"

@@ -6,6 +6,13 @@ the client logging every decision itself (the true propensity of what it sampled
 separate processes (spawned, not forked: torch and the SDK's sender thread do not survive a
 fork) so that K workers really use K cores; each plays a contiguous share of the episodes with
 its own seeds and episode ids (``<run_id>-w<k>-<n>``), so runs never collide in the timeline.
+
+How the settings reach a worker: as the model itself, pickled into the pool's task pipe (what a
+spawned pool does with every argument), never as JSON. The SASL password is a ``SecretStr``,
+which JSON writes as ``**********``: a worker rebuilt from JSON would log in with the mask. A
+pickle keeps the secret; it travels in memory, through the pipe between parent and worker,
+so it reaches no file, no environment variable and no command line (``ps``); and the plan's
+repr, like the settings', shows the mask.
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ class FleetConnections(BaseModel):
     """What every worker process connects to: the broker, its SDK settings, the registry.
 
     A part of its own rather than the whole command-line settings, so the fleet knows nothing of
-    the learner; the command line composes it (and it crosses to spawned workers as JSON).
+    the learner; the command line composes it (and it crosses to spawned workers pickled, the
+    password included: see the module's docstring).
     """
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
@@ -57,7 +65,7 @@ class FleetRun:
 
 @dataclass(frozen=True)
 class _WorkerPlan:
-    connections_json: str
+    connections: FleetConnections
     env_id: str
     episodes: int
     policy: str
@@ -72,7 +80,7 @@ def _play(plan: _WorkerPlan) -> EpisodeStats:
     """One worker: build the logger and the acting policy, play, flush, close."""
     from services.sdk import DecisionLogger
 
-    settings = FleetConnections.model_validate_json(plan.connections_json)
+    settings = plan.connections
     if plan.metrics_port is not None:
         import prometheus_client
 
@@ -139,13 +147,12 @@ def run_fleet(
         raise ValueError(f"workers={workers}: must be at least 1")
     workers = min(workers, episodes)
     run_id = run_id or uuid.uuid4().hex[:8]
-    connections_json = settings.model_dump_json()
     shares = [episodes // workers + (1 if k < episodes % workers else 0) for k in range(workers)]
     plans, first = [], 0
     for k, share in enumerate(shares):
         plans.append(
             _WorkerPlan(
-                connections_json,
+                settings,
                 env_id,
                 share,
                 policy,

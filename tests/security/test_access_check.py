@@ -3,8 +3,9 @@
 It answers one question quickly and precisely: does the first broker that answers accept this
 client's TLS and SASL settings? Refusals name the broker, the step and the setting to fix, never
 the password; a broker that is simply away is left to the client (an outage, not a
-configuration error). The SCRAM arithmetic is checked against RFC 7677's test vector, since the
-embedded broker cannot hold a user to log in with (``conftest.py``).
+configuration error). The SCRAM login (kafka-python's, as its clients make it) is shown passing
+and refusing against a stand-in broker (``scram_broker.py``), since the embedded broker cannot
+hold a user to log in with (``conftest.py``).
 """
 
 from __future__ import annotations
@@ -16,47 +17,59 @@ import pytest
 from services.broker.embedded import find_free_port
 from services.kafka_access import check_credentials
 from services.kafka_errors import KafkaAuthenticationError, KafkaTlsError
-from services.kafka_scram import ScramClient, ScramError
 from services.kafka_settings import KafkaSettings
 from tests.security.conftest import REFUSED_WITHIN_S, SECRET, sasl_settings
-
-# RFC 7677, section 3: SCRAM-SHA-256 for user "user", password "pencil".
-RFC_NONCE = "rOprNGfwEbeRWgbNEkqO"
-RFC_SERVER_FIRST = (
-    b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
-)
-RFC_CLIENT_FINAL = (
-    b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-    b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
-)
-RFC_SERVER_FINAL = b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+from tests.security.scram_broker import ScramBroker, running_scram_broker
 
 
-def _rfc_client() -> ScramClient:
-    return ScramClient("SCRAM-SHA-256", "user", "pencil", nonce=RFC_NONCE)
+def _scram_login(address: str, mechanism: str, password: str) -> KafkaSettings:
+    return KafkaSettings(
+        bootstrap_servers=address,
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism=mechanism,
+        sasl_plain_username="policyloop",
+        sasl_plain_password=password,
+    )
 
 
-def test_the_scram_exchange_matches_rfc_7677():
-    scram = _rfc_client()
-    assert scram.first() == b"n,,n=user,r=" + RFC_NONCE.encode()
-    assert scram.final(RFC_SERVER_FIRST) == RFC_CLIENT_FINAL
-    scram.verify(RFC_SERVER_FINAL)  # the broker proved it knows the password too
+def _check_against(broker: ScramBroker, password: str = SECRET) -> None:
+    with running_scram_broker(broker) as address:
+        check_credentials(_scram_login(address, broker.mechanism, password), timeout_s=5)
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_the_right_scram_password_passes(mechanism):
+    _check_against(ScramBroker(mechanism, password=SECRET))
+
+
+def test_a_wrong_scram_password_is_refused_naming_the_user_and_mechanism():
+    with pytest.raises(KafkaAuthenticationError) as refused:
+        _check_against(ScramBroker("SCRAM-SHA-256", password="another"), password=SECRET)
+    assert "user 'policyloop' with SCRAM-SHA-256" in str(refused.value)
+    assert "invalid credentials" in str(refused.value)
+    assert SECRET not in str(refused.value)
 
 
 @pytest.mark.parametrize(
-    "server_final",
-    [b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", b"e=invalid-proof", b""],
+    ("server_final", "detail"),
+    [
+        (b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "does not verify"),
+        (b"e=invalid-proof", "the broker refused the login: invalid-proof"),
+        (b"", "does not verify"),
+    ],
 )
-def test_a_broker_that_does_not_prove_the_password_is_refused(server_final):
-    scram = _rfc_client()
-    scram.final(RFC_SERVER_FIRST)
-    with pytest.raises(ScramError):
-        scram.verify(server_final)
+def test_a_broker_that_does_not_prove_the_password_is_refused(server_final, detail):
+    impostor = ScramBroker("SCRAM-SHA-256", password=SECRET, server_final=server_final)
+    with pytest.raises(KafkaAuthenticationError) as refused:
+        _check_against(impostor)
+    assert detail in str(refused.value)
 
 
 def test_a_server_nonce_that_is_not_ours_is_refused():
-    with pytest.raises(ScramError):
-        _rfc_client().final(b"r=someone-else,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+    impostor = ScramBroker("SCRAM-SHA-256", password=SECRET, foreign_nonce=True)
+    with pytest.raises(KafkaAuthenticationError) as refused:
+        _check_against(impostor)
+    assert "does not verify" in str(refused.value)
 
 
 def test_plaintext_has_nothing_to_check():
@@ -98,6 +111,7 @@ def test_a_wrong_password_is_refused_naming_the_broker_user_and_mechanism(wrong_
     message = str(refused.value)
     assert f"failed at the broker {wrong_password_kafka.bootstrap_servers}" in message
     assert "user 'policyloop' with SCRAM-SHA-512" in message
+    assert "the broker refused the login: unknown-user" in message  # Tansu's SCRAM reason
     assert SECRET not in message and SECRET not in repr(refused.value)
 
 
