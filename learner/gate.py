@@ -6,29 +6,55 @@ The rule, every part configurable in :class:`GateSettings`:
    have run and every number the decision reads must be finite -- a NaN or infinity anywhere
    (any estimate, the logged value, the incumbent's estimate, the diagnostics) rejects, because
    it means a broken model or broken data, not a close call;
-2. the candidate's *lower* confidence bound must exceed the logged policy's value by the margin;
+2. the *lower* confidence bound of the estimate the decision rests on (below) must exceed the
+   logged policy's value by the margin;
 3. and the incumbent's estimate by the margin (when there is an incumbent; one that is deployed
    but could not be loaded or evaluated rejects: a candidate cannot be shown to beat it);
-4. the diagnostics must pass: enough effective samples, little probability on actions the
-   logger never takes, optionally no single overwhelming importance weight, no broken model.
+4. the diagnostics must pass: little probability on actions the logger never takes, optionally
+   no single overwhelming importance weight, no broken model.
+
+**Which estimate the decision rests on.** An importance-weighted estimate (IS, or the
+importance-weighted correction of a DR estimate) is evidence only when its weights spread over
+enough units: with fewer than ``min_effective_sample_size`` effective samples (long episodes,
+near-deterministic candidates) its interval is degenerate and it is *uninformative* -- it
+neither vetoes nor supports. The decision then rests on the model estimate the DR estimator
+corrects (FQE for sequential data, DM for one-step) alone, provided that estimate is trusted:
+finite and without doubts (no divergence, enough Bellman backups; see
+:attr:`Estimate.doubts`) -- FQE's interval includes the model's own uncertainty (bagged FQE).
+When no estimate can be trusted (a pure IS gate estimator, or a model in doubt, with too few
+effective samples) the gate rejects and says what data would help. A model estimate chosen as
+the gate estimator itself uses no weights and is held to the same trust.
 
 A lower bound, not the point estimate: a candidate that is probably better is not enough, the
 data must rule out "worse" at the chosen confidence. Every check is kept with its numbers in
 words; the decision's ``reasons`` are the failed checks (reject) or the passed ones (publish),
-``sentence`` is the verdict in one line for people and the report.
+``sentence`` is the verdict in one line for people and the report, and names the estimate the
+decision rests on when it is not the gate estimator.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from learner.cpe.diagnostics import Diagnostics, fmt_count
 from learner.cpe.estimate import Estimate
-from learner.gate_verdict import GateCheck, GateDecision, fmt_num, verdict
+from learner.gate_verdict import (
+    GateCheck,
+    GateDecision,
+    few_samples,
+    fmt_num,
+    margin_words,
+    model_stands_in,
+    no_evidence,
+    rests_on_note,
+    verdict,
+)
 
 if TYPE_CHECKING:
     from learner.cpe.base import Estimator
@@ -52,7 +78,7 @@ def estimator_label(name: str) -> str:
 __all__ = ["MODEL_OF", "GateSettings", "decide"]
 
 #: The model estimate each doubly robust estimator corrects: when importance weights carry
-#: little information (few effective samples) a DR estimate is essentially this model's.
+#: no information (few effective samples) the decision rests on this model's estimate.
 MODEL_OF = {
     "dr": "dm",
     "sndr": "dm",
@@ -80,26 +106,43 @@ class GateSettings(BaseModel):
     beat_incumbent: bool = Field(
         default=True, description="Also require beating the incumbent's estimate."
     )
-    min_effective_sample_size: float = Field(default=100.0, ge=0)
+    min_effective_sample_size: float = Field(
+        default=100.0,
+        ge=0,
+        description="Below this, importance-weighted estimates are uninformative: they neither "
+        "veto nor support, and the decision rests on the model estimate (see model_fallback).",
+    )
     max_unsupported_share: float = Field(
         default=0.05, ge=0, le=1, description="Share of decisions with mass off the log's support."
     )
     max_importance_weight: float | None = Field(
-        default=None, gt=0, description="Reject when any importance weight exceeds this."
+        default=None,
+        gt=0,
+        description="Reject when any importance weight exceeds this (while the decision rests "
+        "on importance weights).",
     )
     model_fallback: bool = Field(
         default=True,
-        description="When a doubly robust gate estimator has too few effective samples, "
-        "accept it only if its own model's estimate (DM / FQE) lies within its interval "
-        "(± max_model_disagreement), the model carries no warning, and both lower bounds "
-        "clear the baselines; False rejects on too few effective samples alone.",
+        description="With too few effective samples, let the model estimate a doubly robust "
+        "gate estimator corrects (DM / FQE) decide alone when it is trusted (finite, no "
+        "doubts); False rejects on too few effective samples.",
     )
-    max_model_disagreement: float = Field(
-        default=0.05,
-        ge=0,
-        description="model_fallback: the model's estimate must lie within the DR estimate's "
-        "confidence interval widened by this share of the model's estimate.",
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed(cls, values: Any) -> Any:
+        """``max_model_disagreement`` bounded how far the model could lie from a weighted
+        estimate with too few effective samples; such weights no longer veto, so it is gone.
+        Settings that still name it load, with a warning."""
+        if isinstance(values, dict) and "max_model_disagreement" in values:
+            warnings.warn(
+                "gate.max_model_disagreement is no longer used (uninformative importance "
+                "weights no longer veto the model); remove it from the settings",
+                FutureWarning,
+                stacklevel=2,
+            )
+            values = {k: v for k, v in values.items() if k != "max_model_disagreement"}
+        return values
 
     @field_validator("one_step_estimator", "sequential_estimator")
     @classmethod
@@ -111,6 +154,16 @@ class GateSettings(BaseModel):
         return name
 
 
+@dataclass(frozen=True)
+class _Basis:
+    """The estimate the decision rests on (``name``; None when none can be trusted), the check
+    that says why, and whether that estimate reads importance weights."""
+
+    name: str | None
+    check: GateCheck
+    uses_weights: bool
+
+
 def _value(x: Estimate | float) -> float:
     return float(x.value) if isinstance(x, Estimate) else float(x)
 
@@ -119,14 +172,6 @@ def _threshold(baseline: float, settings: GateSettings) -> float:
     if settings.margin_kind == "absolute":
         return baseline + settings.margin
     return baseline + settings.margin * abs(baseline)
-
-
-def _margin_words(settings: GateSettings) -> str:
-    if settings.margin == 0:
-        return ""
-    if settings.margin_kind == "absolute":
-        return f" + margin {fmt_num(settings.margin)}"
-    return f" + {settings.margin:.0%} margin"
 
 
 def _kind(names: Sequence[str]) -> Literal["one_step", "sequential"]:
@@ -151,74 +196,53 @@ def decide(
     candidate_version: str | None = None,
     incumbent_version: str | None = None,
     incumbent_problem: str | None = None,
+    incumbent_estimates: Mapping[str, Estimate] | None = None,
 ) -> GateDecision:
     """Apply the gate's rule (module doc) to a candidate's CPE results.
 
-    ``incumbent_estimate`` is the incumbent's estimate by the *same* estimator on the same
-    evaluation data (None when nothing is deployed yet). ``kind`` is inferred from the
-    estimators when not given. ``candidate_version`` only makes the sentence name the version.
-    ``incumbent_problem`` says why a deployed incumbent (``incumbent_version``) has no estimate;
-    with ``beat_incumbent`` on it fails the "beats the incumbent" check.
+    ``incumbent_estimate`` is the incumbent's estimate by the *same* (gate) estimator on the
+    same evaluation data (None when nothing is deployed yet). When the decision rests on the
+    model estimate, the incumbent's estimate by that model is taken from
+    ``incumbent_estimates`` (all the incumbent's estimates by name) when given, so that both
+    are judged alike. ``kind`` is inferred from the estimators when not given.
+    ``candidate_version`` only makes the sentence name the version. ``incumbent_problem`` says
+    why a deployed incumbent (``incumbent_version``) has no estimate; with ``beat_incumbent``
+    on it fails the "beats the incumbent" check.
     """
     settings = settings or GateSettings()
     if not isinstance(estimates, Mapping):
         estimates = {e.estimator: e for e in estimates}
     kind = kind or _kind(list(estimates))
     name = settings.one_step_estimator if kind == "one_step" else settings.sequential_estimator
-    label = estimator_label(name)
     logged = _value(logged_value)
     incumbent = None if incumbent_estimate is None else _value(incumbent_estimate)
     checks: list[GateCheck] = []
 
-    gate = estimates.get(name)
-    if gate is None:
+    if name not in estimates:
+        label = estimator_label(name)
         checks.append(GateCheck("estimator", False, f"the gate's estimator {label} was not run"))
         return verdict(checks, name, label, float("nan"), logged, incumbent, candidate_version)
 
-    # 1. Finite everywhere.
-    broken = [
-        f"{estimator_label(n)} is {fmt_num(e.value)} [{fmt_num(e.ci_low)}, {fmt_num(e.ci_high)}]"
-        for n, e in estimates.items()
-        if not e.is_finite
-    ]
-    if not math.isfinite(logged):
-        broken.append(f"the logged policy's value is {logged}")
-    who = f"the incumbent {incumbent_version}" if incumbent_version else "the incumbent"
-    if incumbent is not None and not math.isfinite(incumbent):
-        broken.append(f"{who}'s estimate is {incumbent}")
-    for attr, words in (
-        ("effective_sample_size", "the effective sample size"),
-        ("max_importance_weight", "the largest importance weight"),
-        ("unsupported_share", "the unsupported share"),
-    ):
-        if not math.isfinite(getattr(diagnostics, attr)):
-            broken.append(f"{words} is {getattr(diagnostics, attr)}")
-    if diagnostics.broken_share > 0:
-        broken.append(
-            f"the candidate's probabilities or model predictions are invalid in "
-            f"{diagnostics.broken_share:.1%} of decisions"
+    # Which estimate the decision rests on (module doc), and the incumbent judged alike.
+    basis = _basis(estimates, name, kind, diagnostics, settings)
+    label = estimator_label(basis.name or name)
+    incumbent_words = "the incumbent's estimate"
+    if basis.name is not None and basis.name != name:
+        same = (incumbent_estimates or {}).get(basis.name)
+        if same is not None:
+            incumbent = _value(same)
+        incumbent_words = (
+            f"the incumbent's {label if same is not None else estimator_label(name)} estimate"
         )
-    checks.append(
-        GateCheck(
-            "finite",
-            not broken,
-            "not a number: " + "; ".join(broken) + " -- a broken model or broken data"
-            if broken
-            else "every estimate, interval and diagnostic is a finite number",
-        )
-    )
+    lb = float(estimates[basis.name].ci_low) if basis.name is not None else float("nan")
 
-    lb = float(gate.ci_low)
-    # 4a. Few effective samples: the estimate rests on its model (see _model_fallback).
-    ess = diagnostics.effective_sample_size
-    low_ess = math.isfinite(ess) and ess < settings.min_effective_sample_size
-    fallback = _model_fallback(estimates, name, diagnostics, settings) if low_ess else None
-    if fallback is not None:
-        check, model_lb = fallback
-        checks.append(check)
-        if math.isfinite(model_lb) and model_lb < lb:
-            lb = model_lb  # both must clear the baselines: the lower one speaks
-            label = f"{label} / {estimator_label(MODEL_OF[name])}"
+    # 1. Finite everywhere.
+    who = f"the incumbent {incumbent_version}" if incumbent_version else "the incumbent"
+    checks.append(_finite_check(estimates, diagnostics, logged, incumbent, who))
+    checks.append(basis.check)
+
+    # 2. and 3. The lower bound against the baselines.
+    margin = margin_words(settings.margin, settings.margin_kind)
     if math.isfinite(lb) and math.isfinite(logged):
         need = _threshold(logged, settings)
         ok = lb > need
@@ -227,7 +251,7 @@ def decide(
                 "beats_logged",
                 ok,
                 f"{label} lower bound {fmt_num(lb)} {'>' if ok else '<='} the logged policy's "
-                f"{fmt_num(logged)}{_margin_words(settings)} ({fmt_num(need)})",
+                f"{fmt_num(logged)}{margin} ({fmt_num(need)})",
             )
         )
     if settings.beat_incumbent and incumbent_problem is not None:
@@ -246,23 +270,107 @@ def decide(
             GateCheck(
                 "beats_incumbent",
                 ok,
-                f"{label} lower bound {fmt_num(lb)} {'>' if ok else '<='} the incumbent's "
-                f"estimate {fmt_num(incumbent)}{_margin_words(settings)} ({fmt_num(need)})",
+                f"{label} lower bound {fmt_num(lb)} {'>' if ok else '<='} {incumbent_words} "
+                f"{fmt_num(incumbent)}{margin} ({fmt_num(need)})",
             )
         )
 
     # 4. Diagnostics.
-    if math.isfinite(ess) and fallback is None:
-        ok = ess >= settings.min_effective_sample_size
-        required = fmt_count(settings.min_effective_sample_size)
-        checks.append(
-            GateCheck(
-                "effective_sample_size",
-                ok,
-                f"{fmt_count(ess)} effective samples of {fmt_count(diagnostics.n_units)} "
-                f"{'>=' if ok else '<'} the required {required}",
-            )
+    checks.extend(_diagnostic_checks(diagnostics, settings, basis.uses_weights))
+    note = None
+    if basis.name is not None and basis.name != name:
+        note = rests_on_note(few_samples(diagnostics, kind), estimator_label(name), label)
+    return verdict(
+        checks, basis.name or name, label, lb, logged, incumbent, candidate_version, note
+    )
+
+
+def _finite_check(
+    estimates: Mapping[str, Estimate],
+    diagnostics: Diagnostics,
+    logged: float,
+    incumbent: float | None,
+    who: str,
+) -> GateCheck:
+    """Every estimate, baseline and diagnostic a number (a NaN is a broken model or data)."""
+    broken = [
+        f"{estimator_label(n)} is {fmt_num(e.value)} [{fmt_num(e.ci_low)}, {fmt_num(e.ci_high)}]"
+        for n, e in estimates.items()
+        if not e.is_finite
+    ]
+    if not math.isfinite(logged):
+        broken.append(f"the logged policy's value is {logged}")
+    if incumbent is not None and not math.isfinite(incumbent):
+        broken.append(f"{who}'s estimate is {incumbent}")
+    for attr, words in (
+        ("effective_sample_size", "the effective sample size"),
+        ("max_importance_weight", "the largest importance weight"),
+        ("unsupported_share", "the unsupported share"),
+    ):
+        if not math.isfinite(getattr(diagnostics, attr)):
+            broken.append(f"{words} is {getattr(diagnostics, attr)}")
+    if diagnostics.broken_share > 0:
+        broken.append(
+            f"the candidate's probabilities or model predictions are invalid in "
+            f"{diagnostics.broken_share:.1%} of decisions"
         )
+    return GateCheck(
+        "finite",
+        not broken,
+        "not a number: " + "; ".join(broken) + " -- a broken model or broken data"
+        if broken
+        else "every estimate, interval and diagnostic is a finite number",
+    )
+
+
+def _basis(
+    estimates: Mapping[str, Estimate],
+    name: str,
+    kind: str,
+    diagnostics: Diagnostics,
+    settings: GateSettings,
+) -> _Basis:
+    """The estimate the decision rests on, and the check that says why (module doc)."""
+    label = estimator_label(name)
+    ess = diagnostics.effective_sample_size
+    if not _estimators()[name].uses_weights:  # a model estimate gates by itself
+        doubts = estimates[name].doubts
+        check = GateCheck("evidence", not doubts, model_stands_in(label, doubts))
+        return _Basis(None if doubts else name, check, False)
+    if not math.isfinite(ess) or ess >= settings.min_effective_sample_size:
+        detail = (
+            f"{fmt_count(ess)} effective samples of {fmt_count(diagnostics.n_units)} >= the "
+            f"required {fmt_count(settings.min_effective_sample_size)}"
+        )
+        return _Basis(name, GateCheck("effective_sample_size", True, detail), True)
+    # Too few effective samples: the weights are uninformative, the model may decide alone.
+    few = (
+        f"{few_samples(diagnostics, kind)} (< the required "
+        f"{fmt_count(settings.min_effective_sample_size)}): {label}'s importance weights carry "
+        "no information, so it neither vetoes nor supports"
+    )
+    model_name = MODEL_OF.get(name)
+    model = estimates.get(model_name) if model_name is not None else None
+    if model_name is None:
+        why = f"{label} has no model estimate to rest on"
+    elif not settings.model_fallback:
+        why = "gate.model_fallback is off, so no model estimate may stand in"
+    elif model is None:
+        why = f"{estimator_label(model_name)}, the model it corrects, was not run"
+    else:
+        doubts = model.doubts if model.is_finite else ["it is not a number"]
+        why = model_stands_in(estimator_label(model_name), doubts)
+        if not doubts:
+            return _Basis(model_name, GateCheck("evidence", True, f"{few}; {why}"), False)
+    return _Basis(None, GateCheck("evidence", False, f"{few}; {why}; {no_evidence(kind)}"), True)
+
+
+def _diagnostic_checks(
+    diagnostics: Diagnostics, settings: GateSettings, rests_on_weights: bool
+) -> list[GateCheck]:
+    """Support always (no estimate sees what unlogged actions earn); the weight cap only while
+    the decision rests on importance weights (uninformative weights neither veto nor support)."""
+    checks = []
     share = diagnostics.unsupported_share
     if math.isfinite(share):
         ok = share <= settings.max_unsupported_share
@@ -276,7 +384,7 @@ def decide(
             )
         )
     max_w = diagnostics.max_importance_weight
-    if settings.max_importance_weight is not None and math.isfinite(max_w):
+    if rests_on_weights and settings.max_importance_weight is not None and math.isfinite(max_w):
         ok = max_w <= settings.max_importance_weight
         checks.append(
             GateCheck(
@@ -286,60 +394,4 @@ def decide(
                 f"{fmt_num(settings.max_importance_weight)}",
             )
         )
-    return verdict(checks, name, label, lb, logged, incumbent, candidate_version)
-
-
-def _model_fallback(
-    estimates: Mapping[str, Estimate],
-    name: str,
-    diagnostics: Diagnostics,
-    settings: GateSettings,
-) -> tuple[GateCheck, float] | None:
-    """The check that replaces "enough effective samples" for a doubly robust estimator, and
-    its model's lower bound; None when the fallback does not apply (then ESS decides).
-
-    With near-deterministic candidates and long episodes every importance weight but a few
-    vanishes, so no amount of logs gives a large effective sample size; a DR estimate is then
-    its model's estimate plus a noisy correction. It is accepted only when that correction is
-    consistent with the model (the model's estimate lies within the DR interval, up to a small
-    slack: the weighted evidence does not contradict it), the model itself carries no
-    warning (converged, enough Bellman backups, finite), and -- applied by the caller -- the
-    lower of the two lower bounds clears the baselines.
-    """
-    model_name = MODEL_OF.get(name)
-    if not settings.model_fallback or model_name is None:
-        return None
-    model = estimates.get(model_name)
-    if model is None or not model.is_finite:
-        return None
-    label, model_label = estimator_label(name), estimator_label(model_name)
-    gate = estimates[name]
-    slack = settings.max_model_disagreement * abs(model.value)
-    low, high = gate.ci_low - slack, gate.ci_high + slack
-    problems = []
-    if not low <= model.value <= high:
-        problems.append(
-            f"its {model_label} model's {fmt_num(model.value)} lies outside {label}'s interval "
-            f"[{fmt_num(gate.ci_low)}, {fmt_num(gate.ci_high)}] "
-            f"± {settings.max_model_disagreement:.0%}: the weighted evidence contradicts the model"
-        )
-    if model.warnings:
-        problems.append(f"the {model_label} model is not trusted: {model.warnings[0]}")
-    few = (
-        f"{fmt_count(diagnostics.effective_sample_size)} effective samples of "
-        f"{fmt_count(diagnostics.n_units)} (< {fmt_count(settings.min_effective_sample_size)})"
-    )
-    if problems:
-        detail = f"{few} are too few for {label} to stand on its weights, and " + "; ".join(
-            problems
-        )
-        return GateCheck("model_fallback", False, detail), float(model.ci_low)
-    detail = (
-        f"{few} are too few for the weights alone, so {label} rests on its {model_label} "
-        f"model: the model's {fmt_num(model.value)} lies within {label}'s interval "
-        f"[{fmt_num(gate.ci_low)}, {fmt_num(gate.ci_high)}] "
-        f"± {settings.max_model_disagreement:.0%} "
-        f"and the lower of their lower bounds ({fmt_num(min(gate.ci_low, model.ci_low))}) must "
-        "clear the baselines"
-    )
-    return GateCheck("model_fallback", True, detail), float(model.ci_low)
+    return checks

@@ -11,7 +11,19 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-__all__ = ["GateCheck", "GateDecision", "fmt_num", "verdict"]
+from learner.cpe.diagnostics import Diagnostics, fmt_count
+
+__all__ = [
+    "GateCheck",
+    "GateDecision",
+    "few_samples",
+    "fmt_num",
+    "margin_words",
+    "model_stands_in",
+    "no_evidence",
+    "rests_on_note",
+    "verdict",
+]
 
 
 @dataclass(frozen=True)
@@ -25,7 +37,11 @@ class GateCheck:
 
 @dataclass(frozen=True)
 class GateDecision:
-    """The verdict: ``decision``, the ``reasons`` for it, a one-line ``sentence``."""
+    """The verdict: ``decision``, the ``reasons`` for it, a one-line ``sentence``.
+
+    ``estimator`` is the estimate the decision rests on, whose ``lower_bound`` was compared
+    with the baselines: the gate's estimator, or the model estimate (DM / FQE) when the gate
+    estimator's importance weights carried no information."""
 
     decision: Literal["publish", "reject"]
     reasons: list[str]
@@ -52,6 +68,58 @@ def fmt_num(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 10_000 else f"{x:.4g}"
 
 
+def margin_words(margin: float, margin_kind: str) -> str:
+    """How a threshold's margin reads after its baseline: `` + 2% margin`` (``relative``),
+    `` + margin 0.5`` (``absolute``), nothing for no margin."""
+    if margin == 0:
+        return ""
+    return (
+        f" + margin {fmt_num(margin)}" if margin_kind == "absolute" else f" + {margin:.0%} margin"
+    )
+
+
+def few_samples(diagnostics: Diagnostics, kind: str) -> str:
+    """ "1.8 effective samples of 86 episodes" (``decisions`` for one-step data)."""
+    unit = "decisions" if kind == "one_step" else "episodes"
+    ess, n = diagnostics.effective_sample_size, diagnostics.n_units
+    return f"{fmt_count(ess)} effective samples of {fmt_count(n)} {unit}"
+
+
+def model_stands_in(label: str, doubts: list[str]) -> str:
+    """Whether the model estimate ``label`` may decide alone: not when it has ``doubts``
+    (the first is quoted), else the decision rests on it."""
+    if doubts:
+        return f"{label} is not trusted: {doubts[0].removesuffix('.')}"
+    return (
+        f"the decision rests on {label} alone, which is finite and carries no warning that "
+        "doubts it"
+    )
+
+
+def no_evidence(kind: str) -> str:
+    """What to say when no estimate can be trusted: the candidate cannot be shown better, and
+    which data would help (for ``kind`` ``one_step`` or ``sequential``)."""
+    more_episodes = (
+        "shorter episodes (importance weights multiply over every step), or a larger eval "
+        "split (more episodes)"
+        if kind == "sequential"
+        else "or a larger eval split (more decisions)"
+    )
+    return (
+        "no estimate can be trusted, so the candidate cannot be shown better; what would help: "
+        "more exploration in the logging policy (it rarely takes the candidate's actions), "
+        + more_episodes
+    )
+
+
+def rests_on_note(ess: str, gate_label: str, model_label: str) -> str:
+    """The publish sentence's note when the decision rests on the model estimate; ``ess`` is
+    "1.8 effective samples of 86 episodes"."""
+    return (
+        f"{ess}: {gate_label}'s weights carry no information; the decision rests on {model_label}"
+    )
+
+
 def verdict(
     checks: list[GateCheck],
     name: str,
@@ -60,11 +128,13 @@ def verdict(
     logged: float,
     incumbent: float | None,
     version: str | None,
+    note: str | None = None,
 ) -> GateDecision:
     """The decision the ``checks`` make: reject with the failed ones (the first in the
     sentence), or publish with all of them and a sentence that says by how much the lower bound
-    ``lb`` of estimator ``name`` (``label`` in words) beats the baselines. ``version`` only
-    makes the sentence name the published version."""
+    ``lb`` of estimator ``name`` (``label`` in words) beats the baselines, and ends with
+    ``note`` in brackets when given. ``version`` only makes the sentence name the published
+    version."""
     failed = [c for c in checks if not c.passed]
     if failed:
         first = failed[0].detail
@@ -82,8 +152,8 @@ def verdict(
     )
     if incumbent is not None and not math.isclose(incumbent, logged):
         sentence += f" and the incumbent's {fmt_num(incumbent)}"
-    if any(c.name == "model_fallback" for c in checks):
-        sentence += " (too few effective samples for the weights alone: it rests on its model)"
+    if note:
+        sentence += f" ({note})"
     return GateDecision(
         "publish", [c.detail for c in checks], sentence + ".", name, lb, logged, incumbent, checks
     )

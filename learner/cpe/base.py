@@ -10,6 +10,14 @@ re-run estimator by estimator in a Python loop. A subclass says two things:
 
 The point estimate is ``combine`` of the full totals, the interval the percentiles of
 ``combine`` over multinomial resamples of the units (:mod:`learner.cpe.bootstrap`).
+
+That bootstrap holds any fitted model fixed. Estimators built on a Q-model (``uses_q_model``:
+FQE, sequential and weighted DR, MAGIC) also take the model's own uncertainty when the input
+carries a bagged model's members: replicate ``b`` is the estimator on member ``b``'s episode
+resample with member ``b``'s Q (an honest bootstrap replicate of fit and estimate), and the
+interval becomes the hull of the percentile interval and the t interval over those replicates
+(:mod:`learner.cpe.model_replicates` says why). ``combine`` must read the data only through
+its shape and discount (never its Q), so that one ``combine`` serves every member.
 """
 
 from __future__ import annotations
@@ -21,9 +29,10 @@ import numpy as np
 
 from learner.cpe.bootstrap import percentile_interval
 from learner.cpe.diagnostics import effective_sample_size, fmt_count
-from learner.cpe.estimate import Estimate, normalize
+from learner.cpe.estimate import IMPRECISE, Estimate, normalize
 from learner.cpe.inputs import BanditInput, SequentialInput
 from learner.cpe.logged_value import logged_returns
+from learner.cpe.model_replicates import Interval, hull, replicate_interval
 
 __all__ = ["Estimator", "EstimatorKind"]
 
@@ -41,6 +50,8 @@ class Estimator(ABC, Generic[InputT]):
     label: ClassVar[str]
     kind: ClassVar[EstimatorKind]
     uses_weights: ClassVar[bool] = True
+    #: Built on a Q-model: its interval takes a bagged model's uncertainty (module doc).
+    uses_q_model: ClassVar[bool] = False
 
     def __init__(self, *, warn_min_ess: float = 100.0) -> None:
         self.warn_min_ess = warn_min_ess
@@ -73,7 +84,8 @@ class Estimator(ABC, Generic[InputT]):
         alpha: float = 0.05,
         seed: int = 0,
     ) -> Estimate:
-        """Value, bootstrap percentile interval, value / logged value, warnings."""
+        """Value, bootstrap interval (with the model's uncertainty, see the module doc), value /
+        logged value, warnings."""
         self.check_input(data)
         data = self.prepare(data)
         columns = np.asarray(self.columns(data), dtype=np.float64)
@@ -82,9 +94,30 @@ class Estimator(ABC, Generic[InputT]):
         low, high, n_bad = percentile_interval(
             lambda totals: self.combine(totals, data), columns, n_bootstrap, alpha, seed
         )
+        replicates = self.model_replicates(data)
+        if replicates is not None and n_bootstrap > 0:
+            bagged = replicate_interval(value, replicates, alpha)
+            low, high = hull(Interval(low, high), bagged)
         logged = float(np.mean(logged_returns(data)))
         warnings = self._warnings(data, value, low, high, n_bad, n_bootstrap, logged)
         return Estimate(self.name, value, low, high, normalize(value, logged), warnings)
+
+    def model_replicates(self, data: InputT) -> np.ndarray | None:
+        """The estimate on each bagged member's own episode resample with that member's Q
+        ``(members,)``; None when the estimator uses no Q-model or the model is not bagged."""
+        if not self.uses_q_model or not isinstance(data, SequentialInput):
+            return None
+        bag = data.q_replicates
+        if bag is None or bag.members < 2:
+            return None
+        out = np.empty(bag.members)
+        for b in range(bag.members):
+            member = data.with_q_hat(bag.q_hat[b])
+            columns = np.asarray(self.columns(member), dtype=np.float64)
+            totals = bag.counts[b].astype(np.float64) @ columns
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                out[b] = self.combine(totals[None, :], member)[0]
+        return out
 
     def _warnings(
         self,
@@ -129,6 +162,6 @@ class Estimator(ABC, Generic[InputT]):
         if wide:
             warnings.append(
                 f"The interval [{low:,.4g}, {high:,.4g}] is wider than the logged policy's "
-                f"value {logged:,.4g}: too uncertain to tell the two apart."
+                f"value {logged:,.4g}: {IMPRECISE}."
             )
         return warnings

@@ -14,9 +14,18 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["bootstrap_totals", "percentile_interval"]
+__all__ = ["bootstrap_totals", "percentile_interval", "resample_counts"]
 
 _MAX_BLOCK_CELLS = 4_000_000
+
+
+def resample_counts(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """``(size, n)`` counts: how often each of ``n`` units is drawn in each of ``size``
+    resamples of ``n`` draws with replacement (multinomial counts, drawn as indices and one
+    bincount: much faster than numpy's sequential multinomial)."""
+    picks = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
+    counts: np.ndarray = np.bincount(picks.ravel(), minlength=size * n).reshape(size, n)
+    return counts
 
 
 def bootstrap_totals(columns: np.ndarray, n_bootstrap: int, seed: int) -> np.ndarray:
@@ -35,10 +44,7 @@ def bootstrap_totals(columns: np.ndarray, n_bootstrap: int, seed: int) -> np.nda
     # so a NaN model gives NaN intervals rather than silently finite ones.
     for start in range(0, n_bootstrap, block):
         size = min(block, n_bootstrap - start)
-        # n draws with replacement per resample, counted per unit: multinomial counts, but
-        # drawn as indices + one bincount (much faster than numpy's sequential multinomial).
-        picks = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
-        counts = np.bincount(picks.ravel(), minlength=size * n).reshape(size, n)
+        counts = resample_counts(rng, n, size)
         out[start : start + size] = counts.astype(np.float64) @ columns
     return out
 

@@ -6,7 +6,11 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Estimate", "normalize"]
+__all__ = ["IMPRECISE", "Estimate", "normalize"]
+
+#: How the warning that an interval is wider than the logged value ends. It says the estimate
+#: is imprecise, not that it is wrong (see :attr:`Estimate.doubts`).
+IMPRECISE = "too uncertain to tell the two apart"
 
 
 def normalize(value: float, logged_value: float) -> float:
@@ -40,6 +44,14 @@ class Estimate:
     def is_finite(self) -> bool:
         """Value and both bounds are numbers (a NaN anywhere disqualifies the estimate)."""
         return all(math.isfinite(x) for x in (self.value, self.ci_low, self.ci_high))
+
+    @property
+    def doubts(self) -> list[str]:
+        """The warnings that question the estimate itself (a diverged or unfinished model, NaN
+        resamples, few effective samples, clipped weights): all but the note that its interval
+        is wide, which only limits what it can prove -- and its lower bound already says how
+        much. The gate lets a model estimate decide only when it has no doubts."""
+        return [w for w in self.warnings if not w.rstrip(".").endswith(IMPRECISE)]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, with the field names of the ``gate_log`` table's ``estimates`` struct."""

@@ -2,8 +2,9 @@
 
 The learner run's single entry point into CPE: it picks the problem shape from the data (one-step
 when every episode has one decision), fits the model the model-based estimators need once
-(a cross-fitted reward model, or FQE for the target policy) and shares it between DM/FQE and
-the doubly robust family, then runs the estimators, the diagnostics and the logged value with
+(a cross-fitted reward model, or bagged FQE for the target policy) and shares it between DM/FQE
+and the doubly robust family (with FQE's members, so that their intervals carry its
+uncertainty), then runs the estimators, the diagnostics and the logged value with
 the same bootstrap seed so that their intervals are comparable.
 """
 
@@ -19,7 +20,9 @@ from learner.cpe.catalog import estimator_by_name
 from learner.cpe.config import CpeSettings
 from learner.cpe.diagnostics import Diagnostics, diagnose
 from learner.cpe.estimate import Estimate
-from learner.cpe.fqe import FittedQEvaluation, FqeModel, fit_fqe
+from learner.cpe.fqe import FittedQEvaluation
+from learner.cpe.fqe_fit import fit_fqe
+from learner.cpe.fqe_model import FqeModel
 from learner.cpe.inputs import BanditInput, SequentialInput
 from learner.cpe.logged_value import logged_policy_value
 from learner.cpe.one_step import SwitchDoublyRobust
@@ -123,7 +126,7 @@ def evaluate_policy(
             data, target_probs, settings.gamma, weight_clip=settings.weight_clip
         )
         fqe_model = fit_fqe(seq, settings.fqe, seed=settings.seed, progress=progress)
-        cpe_input = seq.with_q_hat(fqe_model.q_hat(seq))
+        cpe_input = fqe_model.attach(seq)
     estimates: dict[str, Estimate] = {}
     magic_blend: dict[int, float] = {}
     for estimator in build_estimators(settings, kind, fqe_model=fqe_model, progress=progress):

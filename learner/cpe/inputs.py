@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import DTypeLike
 
+from learner.cpe.model_replicates import ModelReplicates
+
 if TYPE_CHECKING:
     from learner.data import LoggedData
 
@@ -141,7 +143,9 @@ class SequentialInput:
     ``terminal[e, t]`` is true where the environment ended the episode (the last step of an
     episode that is not terminal was truncated: cut by the log, not ended by the world).
     ``q_hat[e, t, a]`` is a Q-model's value of the target policy (for the DR family and MAGIC);
-    ``states[e, t]`` the raw features, needed only by FQE.
+    ``q_replicates`` the members of a bagged Q-model (``q_hat`` is then their mean), from which
+    the model-based estimators take the model's own uncertainty
+    (:mod:`learner.cpe.model_replicates`); ``states[e, t]`` the raw features, needed only by FQE.
     """
 
     rewards: np.ndarray
@@ -156,6 +160,7 @@ class SequentialInput:
     logged_probs: np.ndarray | None = None
     states: np.ndarray | None = None
     weight_clip: float | None = None
+    q_replicates: ModelReplicates | None = None
 
     def __post_init__(self) -> None:
         if self.weight_clip is not None and not self.weight_clip > 0:
@@ -172,6 +177,8 @@ class SequentialInput:
             _check_shape(name, getattr(self, name), (e, t))
         for name in ("possible_mask", "q_hat", "logged_probs"):
             _check_shape(name, getattr(self, name), (e, t, a))
+        if self.q_replicates is not None:
+            _check_shape("q_replicates.q_hat", self.q_replicates.q_hat[0], (e, t, a))
         if self.states is not None and self.states.shape[:2] != (e, t):
             raise ValueError(f"states: shape {self.states.shape}, expected ({e}, {t}, F)")
         if not 0.0 <= self.gamma <= 1.0:
@@ -239,10 +246,14 @@ class SequentialInput:
             weight_clip=weight_clip,
         )
 
-    def with_q_hat(self, q_hat: np.ndarray) -> SequentialInput:
-        """The same episodes with a Q-model's predictions ``(E, T, A)`` attached."""
+    def with_q_hat(
+        self, q_hat: np.ndarray, replicates: ModelReplicates | None = None
+    ) -> SequentialInput:
+        """The same episodes with a Q-model's predictions ``(E, T, A)`` attached, and for a
+        bagged model its members (``q_hat`` their mean); any previous ones are replaced."""
         values = {name: getattr(self, name) for name in self.__dataclass_fields__}
         values["q_hat"] = np.asarray(q_hat, np.float64)
+        values["q_replicates"] = replicates
         return SequentialInput(**values)
 
     @property

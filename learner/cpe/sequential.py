@@ -20,6 +20,12 @@ Episodes of different lengths are padded with the absorbing-state convention of
 :mod:`learner.cpe.inputs` (reward 0, ratio 1 after the end), so ``W_t`` counts every episode at
 every step. The value estimated is the expected discounted return over the episode *as
 logged*: a truncated episode counts the rewards it logged.
+
+The DR family and MAGIC inherit the Q-model's uncertainty: with a bagged FQE model their
+point estimate uses the members' mean Q, and their interval also spans the estimator recomputed
+on each member's own episode resample with that member's Q (``uses_q_model``, see
+:mod:`learner.cpe.base`). When the importance weights carry little information the DR estimate
+is mostly its model's, and so is its interval's width: a fixed model would hide that.
 """
 
 from __future__ import annotations
@@ -104,6 +110,7 @@ class SequentialDoublyRobust(Estimator[SequentialInput]):
     name = "seq_dr"
     label = "sequential DR"
     kind = "sequential"
+    uses_q_model = True
 
     def columns(self, data: SequentialInput) -> np.ndarray:
         a, b, _ = _dr_parts(data)
@@ -120,6 +127,7 @@ class WeightedDoublyRobust(Estimator[SequentialInput]):
     name = "wdr"
     label = "weighted DR"
     kind = "sequential"
+    uses_q_model = True
 
     def columns(self, data: SequentialInput) -> np.ndarray:
         return np.concatenate(_dr_parts(data), axis=1)
@@ -162,14 +170,16 @@ class MAGIC(Estimator[SequentialInput]):
     ``g^(j)`` uses importance sampling for steps up to ``j`` and the Q-model's value after
     (``g^(-1)`` is the model alone, the full horizon is weighted DR). The blend ``x`` minimizes
     ``x' (Omega + b b') x`` where ``Omega`` is the covariance of the ``g^(j)`` and ``b_j`` their
-    distance to the bootstrap interval of weighted DR (the bias estimate of the paper). The
-    interval is the bootstrap of the blend with ``x`` held fixed. ``last_blend`` keeps the
-    horizons and weights of the latest call, for the report.
+    distance to the bootstrap interval of weighted DR (the bias estimate of the paper; that
+    interval holds the model fixed, as in the paper). The interval is the bootstrap of the
+    blend with ``x`` held fixed, with a bagged model's members as replicates (module doc).
+    ``last_blend`` keeps the horizons and weights of the latest call, for the report.
     """
 
     name = "magic"
     label = "MAGIC"
     kind = "sequential"
+    uses_q_model = True
 
     def __init__(self, *, warn_min_ess: float = 100.0) -> None:
         super().__init__(warn_min_ess=warn_min_ess)

@@ -30,8 +30,11 @@ def gate_decision(
     """The gate's decision on the candidate; ``version`` only makes the sentence name it.
 
     A deployed incumbent without an estimate (not loaded, not evaluated, or its CPE lacks the
-    gate's estimator) is a problem the gate rejects on while ``gate.beat_incumbent`` is on."""
-    candidate = evaluation.candidate
+    gate's estimator) is a problem the gate rejects on while ``gate.beat_incumbent`` is on.
+    All of the incumbent's estimates go to the gate too: when the decision rests on another
+    estimate than the gate estimator (FQE when the weights carry too few effective samples),
+    the incumbent is judged by that same estimate."""
+    candidate, incumbent = evaluation.candidate, evaluation.incumbent
     problem = evaluation.incumbent_problem
     if problem is None and evaluation.incumbent_version is not None and incumbent_estimate is None:
         name = gate_estimator_for(settings, candidate.kind)
@@ -46,6 +49,7 @@ def gate_decision(
         candidate_version=version,
         incumbent_version=evaluation.incumbent_version,
         incumbent_problem=problem,
+        incumbent_estimates=dict(incumbent.estimates) if incumbent is not None else None,
     )
 
 

@@ -145,13 +145,15 @@ def test_sequential_runs_are_gated_by_weighted_dr_by_default():
     )
 
 
-def test_too_few_effective_samples_reject():
+def test_too_few_effective_samples_reject_when_no_model_estimate_can_stand_in():
     weak = Diagnostics(
         effective_sample_size=12.0, max_importance_weight=80.0, unsupported_share=0.0, n_units=1000
     )
     decision = decide({"dr": _est("dr", 11.0, 10.5, 11.5)}, weak, 10.0, None)
     assert decision.decision == "reject"
-    assert decision.reasons == ["12 effective samples of 1,000 < the required 100"]
+    [reason] = decision.reasons
+    assert reason.startswith("12 effective samples of 1,000 decisions (< the required 100)")
+    assert "DM, the model it corrects, was not run" in reason
 
 
 def test_an_optional_weight_cap_rejects_a_dominant_weight():
