@@ -20,6 +20,7 @@ import importlib
 from typing import Any
 
 _WHERE = {
+    "CloseReport": "services.sdk.spool_losses",
     "DecisionLogger": "services.sdk.logger",
     "EventValidationError": "services.sdk.errors",
     "LoggerClosedError": "services.sdk.errors",

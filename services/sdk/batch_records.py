@@ -15,7 +15,14 @@ from schemas.wire import BATCH_OVERHEAD_BYTES, assemble_record, decode_record, p
 from services.sdk.event_queue import UNKNOWN_PARTITION
 from services.sdk.partitioning import EpisodePartitioner
 
-__all__ = ["BatchRecord", "RecordLimits", "batch_records", "repartition", "sort_late_events"]
+__all__ = [
+    "BatchRecord",
+    "RecordLimits",
+    "batch_records",
+    "repartition",
+    "sort_late_events",
+    "with_partitions",
+]
 
 
 class BatchRecord(NamedTuple):
@@ -93,3 +100,16 @@ def repartition(
         partition = partitioner.partition(event["episode_id"])
         buckets.setdefault(partition, []).append(pack_event(event))
     return [r for p, packed in buckets.items() for r in batch_records(p, packed, limits)]
+
+
+def with_partitions(
+    records: list[BatchRecord], partitioner: EpisodePartitioner, limits: RecordLimits
+) -> list[BatchRecord]:
+    """``records`` in order, those cut before the partition count was known split by episode."""
+    out: list[BatchRecord] = []
+    for record in records:
+        if record.partition == UNKNOWN_PARTITION:
+            out.extend(repartition(record.value, partitioner, limits))
+        else:
+            out.append(record)
+    return out

@@ -5,6 +5,12 @@ Why in the background: bootstrapping a kafka-python producer blocks for up to
 disk spool meanwhile. So :meth:`ProducerConnection.ensure` starts a short-lived thread, and the
 sender treats "a producer is set" as "ready to send". A failed attempt (or a failed record, see
 ``Sender``) backs off ``sdk.reconnect_backoff_s`` before the next one.
+
+The events topic's partition count is read at each connection and again whenever the producer's
+metadata changes: kafka-python refreshes it every ``sdk.partition_refresh_s`` (its
+``metadata_max_age_ms``) and after errors, and a listener on that metadata hands each new count
+to the partitioner. Without it, a grown topic would never get new episodes on its added
+partitions until the process restarts.
 """
 
 from __future__ import annotations
@@ -12,10 +18,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from pathlib import Path
 from typing import Any
 
+from services.kafka_access import check_credentials
 from services.kafka_settings import KafkaSettings
 from services.sdk.settings import SdkSettings
 
@@ -28,8 +35,10 @@ log = logging.getLogger("services.sdk.sender")
 class ProducerConnection:
     """Holds the producer (``None`` until connected) and the failures since the last success.
 
-    ``on_connected(n_partitions)`` runs on the connecting thread just before :attr:`producer`
-    is set, so that whatever needs the partition count is ready first.
+    ``on_partition_count(n_partitions)`` runs on the connecting thread just before
+    :attr:`producer` is set, so that whatever needs the partition count is ready first; later it
+    runs again, on kafka-python's network thread or at a reconnection, each time the count
+    changes (never twice in a row with the same count).
     """
 
     def __init__(
@@ -37,7 +46,7 @@ class ProducerConnection:
         kafka: KafkaSettings,
         settings: SdkSettings,
         producer_options: dict[str, Any],
-        on_connected: Callable[[int], None],
+        on_partition_count: Callable[[int], None],
         stop_requested: threading.Event,
         spool_directory: Path,
     ) -> None:
@@ -45,7 +54,11 @@ class ProducerConnection:
         self._topic = kafka.events_topic
         self._settings = settings
         self._producer_options = dict(producer_options)
-        self._on_connected = on_connected
+        self._on_partition_count = on_partition_count
+        #: The count last handed to ``on_partition_count`` (``None`` before the first).
+        self.partition_count: int | None = None
+        self._count_lock = threading.Lock()
+        self._watched: Any = None  # the metadata our listener is registered on
         self._stop_requested = stop_requested
         self._spool_directory = spool_directory  # named in the warning
         self.producer: Any = None
@@ -74,6 +87,8 @@ class ProducerConnection:
             "max_block_ms": s.max_block_ms,
             "bootstrap_timeout_ms": s.max_block_ms,
             "reconnect_backoff_max_ms": int(s.reconnect_backoff_s * 1000),
+            # kafka-python refreshes its metadata at least this often: how a grown topic is seen.
+            "metadata_max_age_ms": max(1, int(s.partition_refresh_s * 1000)),
             **self._kafka.client_options(),
         }
         config.update(self._producer_options)
@@ -100,6 +115,7 @@ class ProducerConnection:
 
         producer = None
         try:
+            check_credentials(self._kafka)  # a refused login or certificate: said at once
             producer = KafkaProducer(**self.config())
             partitions = producer.partitions_for(self._topic)
             if not partitions:
@@ -128,12 +144,80 @@ class ProducerConnection:
         if self.failures:
             log.warning("connected to Kafka at %s", self._kafka.bootstrap_servers)
         self.failures = 0
-        self._on_connected(len(partitions))
+        self._count_partitions(partitions)
+        self._watch_metadata(producer)
         self.producer = producer
+
+    def _count_partitions(self, partitions: Set[int] | None) -> None:
+        """Hand a changed partition count to ``on_partition_count``; say so when it grew.
+
+        Called from the connecting thread and from kafka-python's network thread (the metadata
+        listener), hence the lock. ``None`` or empty (the topic is missing from this answer,
+        e.g. while it is being re-created) changes nothing: events keep their partitions.
+        """
+        if not partitions:
+            return
+        count = len(partitions)
+        with self._count_lock:
+            before = self.partition_count
+            if count == before:
+                return
+            self._on_partition_count(count)
+            self.partition_count = count
+        if before is None:
+            return
+        if count > before:
+            log.info(
+                "the events topic %s now has %d partitions (was %d): new episodes use all of "
+                "them; open episodes keep their partition until they end",
+                self._topic,
+                count,
+                before,
+            )
+        else:
+            log.warning(
+                "the events topic %s now has %d partitions (was %d): it was re-created; open "
+                "episodes on partitions that no longer exist move to another",
+                self._topic,
+                count,
+                before,
+            )
+
+    def _on_metadata(self, cluster: Any) -> None:
+        """kafka-python's metadata listener: runs after each successful metadata refresh.
+
+        A discarded producer's network thread may still call it once; that answer is ignored.
+        """
+        if cluster is not self._watched:
+            return
+        try:
+            self._count_partitions(cluster.partitions_for_topic(self._topic))
+        except Exception:  # never break kafka-python's network thread
+            log.exception("reading the partition count of %s from new metadata", self._topic)
+
+    def _watch_metadata(self, producer: Any) -> None:
+        """Listen to the producer's metadata updates (kafka-python's ``ClusterMetadata``).
+
+        kafka-python has no public accessor for it; ``_metadata`` is stable across its 2.x and
+        3.x producers, and its absence only costs the re-reading between connections.
+        """
+        metadata: Any = getattr(producer, "_metadata", None)
+        if not callable(getattr(metadata, "add_listener", None)):
+            log.warning(
+                "this kafka-python offers no metadata listener: the partition count of %s is "
+                "re-read only when the logger reconnects",
+                self._topic,
+            )
+            return
+        self._watched = metadata
+        metadata.add_listener(self._on_metadata)
 
     def discard(self) -> None:
         """Close and forget the producer (the next :meth:`ensure` connects a new one)."""
         producer, self.producer = self.producer, None
+        # Not removed from the old metadata (its network thread may be iterating over its
+        # listeners right now); _on_metadata ignores a metadata that is no longer watched.
+        self._watched = None
         if producer is not None:
             try:
                 producer.close(timeout=0)

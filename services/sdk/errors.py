@@ -14,6 +14,8 @@ __all__ = [
     "QueueFullError",
     "SdkError",
     "SpoolFullError",
+    "SpoolReadError",
+    "SpoolWriteError",
 ]
 
 
@@ -31,3 +33,18 @@ class SpoolFullError(SdkError):
 
 class LoggerClosedError(SdkError):
     """An event was logged after ``close()``."""
+
+
+class SpoolWriteError(SdkError):
+    """Writing to the disk spool failed (disk full, file-size limit, I/O error, path removed).
+
+    Nothing was half-written: the segment is cut back to its last whole entry, and the records
+    stay in memory until a later write succeeds.
+    """
+
+
+class SpoolReadError(SdkError):
+    """Reading the disk spool failed for a reason other than damaged or removed data.
+
+    The sender pauses its replay and tries again later; nothing is skipped.
+    """

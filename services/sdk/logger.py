@@ -31,6 +31,7 @@ from services.sdk.metrics import CallerCounts, sdk_metrics
 from services.sdk.sender import Sender
 from services.sdk.settings import SdkSettings
 from services.sdk.spool import DiskSpool
+from services.sdk.spool_losses import CloseReport, LossCounts
 
 __all__ = ["DecisionLogger"]
 
@@ -236,12 +237,18 @@ class DecisionLogger:
         if time.monotonic() < deadline:
             return
         settings = self.settings
-        hint = (
-            "The disk spool is full too: raise sdk.spool_max_bytes."
-            if self._sender.spool_full
-            else "Raise sdk.queue_max_events or sdk.block_timeout_s, or set "
-            "sdk.when_full=spill to overflow to disk."
-        )
+        if self._sender.spool_full:
+            hint = "The disk spool is full too: raise sdk.spool_max_bytes."
+        elif self._sender.spool_error is not None:
+            hint = (
+                f"The disk spool refuses writes too ({self._sender.spool_error}): free disk "
+                "space or point sdk.spool_dir at a writable disk."
+            )
+        else:
+            hint = (
+                "Raise sdk.queue_max_events or sdk.block_timeout_s, or set "
+                "sdk.when_full=spill to overflow to disk."
+            )
         raise QueueFullError(
             f"the SDK queue stayed full (queue_max_events={self._max_queue}) for "
             f"block_timeout_s={settings.block_timeout_s:g}s and the {event['type']} "
@@ -255,16 +262,34 @@ class DecisionLogger:
         """Events accepted and held in memory (not yet handed to Kafka or the spool)."""
         return len(self._queue) + self._sender.held_events
 
+    #: The spool's losses as last reported by flush() (``None``: nothing reported yet).
+    _reported: LossCounts | None = None
+
     def flush(self, timeout: float | None = None) -> None:
         """Return once the broker acknowledged everything accepted so far (and spool leftovers).
 
         Raises :class:`TimeoutError` after ``timeout`` seconds saying how many events are still
         queued, in flight or spooled (nothing is lost by the timeout: they stay queued).
+
+        Events that can no longer be sent (in spool entries moved to the quarantine file, in
+        spool data removed under the logger, dropped at close) are not waited for: once the
+        rest is acknowledged, :class:`SdkError` says how many were lost since the last report,
+        why, and where the quarantine file is.
         """
+        self._wait_settled(timeout)
+        self._metrics.publish(self._counts, self._spool.losses)
+        losses = self._spool.losses
+        now = losses.counts()
+        new = now.since(self._reported or LossCounts())
+        self._reported = now
+        if new.lost_events or new.unsized_entries:
+            raise SdkError(losses.describe(new, self.settings.spool_max_bytes))
+
+    def _wait_settled(self, timeout: float | None) -> None:
+        """Wait until every event accepted (or left in the spool) is acknowledged or lost."""
         sender = self._sender
         target = self._counts.accepted_total + sender.leftover_events
         deadline = None if timeout is None else time.monotonic() + timeout
-        lost_before = sender.lost_events
         sender.wake()
         delay = 0.0005
         while sender.settled_events < target:
@@ -280,18 +305,17 @@ class DecisionLogger:
                     f"{self.kafka.bootstrap_servers} ({pending['queued']} queued in memory, "
                     f"{pending['in_flight']} in flight, {pending['spooled']} spooled to disk "
                     f"at {self._spool.directory}); they are kept and re-sent"
+                    + (
+                        f". The disk spool refuses writes: {sender.spool_error}"
+                        if sender.spool_error
+                        else ""
+                    )
                 )
             time.sleep(delay)
             delay = min(delay * 2, 0.01)
             sender.wake()
-        self._metrics.publish(self._counts)
-        if sender.lost_events > lost_before:
-            raise SdkError(
-                f"{sender.lost_events - lost_before} events could be neither delivered nor "
-                f"spooled (spool_max_bytes={self.settings.spool_max_bytes}); see the log"
-            )
 
-    def close(self, timeout: float | None = None) -> None:
+    def close(self, timeout: float | None = None) -> CloseReport:
         """Flush (up to ``timeout``), then stop the sender; what is unacknowledged is spooled.
 
         ``timeout`` defaults to ``sdk.close_timeout_s`` so that leaving a ``with`` block never
@@ -299,17 +323,22 @@ class DecisionLogger:
 
         After a flush timeout nothing is lost: queued and in-flight events are written to the
         disk spool and the next logger started on the same ``spool_dir`` sends them first.
+
+        Returns a :class:`~services.sdk.spool_losses.CloseReport`: the events kept in the disk
+        spool, and those that can no longer be sent over the logger's life, by reason (also
+        logged and counted). close() does not raise for them: it runs when a ``with`` block is
+        left and at interpreter exit.
         """
         with self._lock:
             if self._closed:
-                return
+                return self._close_report()
             self._closed = True
         _open_loggers.discard(self)
         if timeout is None:
             timeout = self.settings.close_timeout_s
         try:
             if self._sender.is_alive():
-                self.flush(timeout)
+                self._wait_settled(timeout)
         except TimeoutError as exc:
             log.warning("%s", exc)
         finally:
@@ -322,6 +351,23 @@ class DecisionLogger:
                     pending,
                     self._spool.directory,
                 )
+        report = self._close_report()
+        if report.lost_events or report.lost.unsized_entries:
+            log.error(
+                "DecisionLogger closed: %s",
+                self._spool.losses.describe(report.lost, self.settings.spool_max_bytes),
+            )
+        return report
+
+    def _close_report(self) -> CloseReport:
+        losses = self._spool.losses
+        quarantine = losses.quarantine_file
+        return CloseReport(
+            self._spool.unread_events,
+            losses.counts(),
+            str(self._spool.directory),
+            None if quarantine is None else str(quarantine),
+        )
 
     def __enter__(self) -> DecisionLogger:
         return self

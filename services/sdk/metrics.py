@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.prometheus_collectors import OncePerCollectorRegistry
+from services.sdk.spool_losses import LOSS_REASONS, QUARANTINE_REASONS, LossCounts, LossLedger
 
 __all__ = ["CallerCounts", "SdkMetrics", "sdk_metrics"]
 
@@ -35,6 +36,9 @@ class CallerCounts:
     # What SdkMetrics.publish already added to the Prometheus counters for this logger.
     published_accepted: dict[str, int] = field(default_factory=dict)
     published_dropped: dict[str, int] = field(default_factory=dict)
+    # The spool's loss ledger as last published (``LossLedger.changes`` and its counts).
+    published_loss_changes: int = 0
+    published_losses: LossCounts = field(default_factory=LossCounts)
 
     @property
     def accepted_total(self) -> int:
@@ -63,8 +67,23 @@ class SdkMetrics:
         )
         self.dropped = Counter(
             "policyloop_sdk_events_dropped",
-            "Events dropped, by reason (queue_full with when_full=drop, spool_full).",
+            "Events dropped, by reason: queue_full (when_full=drop), spool_full and "
+            "spool_write_failed (at close), spool_missing (spool data removed under it), "
+            "quarantined (in a spool entry moved to the quarantine file).",
             ["reason"],
+            registry=registry,
+        )
+        self.quarantined = Counter(
+            "policyloop_sdk_spool_quarantined",
+            "Spool entries moved to the quarantine file and skipped, by reason (corrupt, torn, "
+            "undecodable, undeliverable).",
+            ["reason"],
+            registry=registry,
+        )
+        self.spool_write_errors = Counter(
+            "policyloop_sdk_spool_write_errors",
+            "Failed writes to the disk spool (disk full, file-size limit, I/O error); the "
+            "records wait in memory and the write is tried again.",
             registry=registry,
         )
         self.send_errors = Counter(
@@ -96,17 +115,31 @@ class SdkMetrics:
         # Known reasons start at 0, so that rate() and alerts see a series before the first drop.
         for reason in DROP_REASONS:
             self.dropped.labels(reason)
+        for reason in QUARANTINE_REASONS:
+            self.quarantined.labels(reason)
         self._lock = threading.Lock()
 
-    def publish(self, counts: CallerCounts) -> None:
-        """Add what the caller counted since the last publish to the Prometheus counters."""
+    def publish(self, counts: CallerCounts, losses: LossLedger | None = None) -> None:
+        """Add what the caller counted, and what the spool lost, since the last publish."""
         with self._lock:
             _publish(counts.accepted, counts.published_accepted, self.accepted)
             _publish(counts.dropped, counts.published_dropped, self.dropped)
+            if losses is None or losses.changes == counts.published_loss_changes:
+                return
+            counts.published_loss_changes = losses.changes
+            now = losses.counts()
+            new = now.since(counts.published_losses)
+            counts.published_losses = now
+            for reason, n in new.events.items():
+                if n:
+                    self.dropped.labels(reason).inc(n)
+            for reason, n in new.entries.items():
+                if n:
+                    self.quarantined.labels(reason).inc(n)
 
 
-#: Why the SDK drops an event: the queue was full (``when_full=drop``), or so was the spool.
-DROP_REASONS = ("queue_full", "spool_full")
+#: Why the SDK drops an event: the queue was full (``when_full=drop``), or the spool lost it.
+DROP_REASONS = ("queue_full", *LOSS_REASONS)
 
 
 def _publish(current: dict[str, int], published: dict[str, int], counter: Counter) -> None:

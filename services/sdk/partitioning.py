@@ -1,17 +1,39 @@
-"""Which Kafka partition an episode's events go to.
+"""Which Kafka partition an episode's events go to, and why it never changes mid-episode.
 
-Exactly the partition Kafka's default partitioner picks for the record key ``episode_id``
-(murmur2 of the UTF-8 key, positive part, modulo the partition count), so that records the SDK
-sends and records any other Kafka producer sends for the same episode land together. murmur2 in
-pure Python costs microseconds, so the partition of each open episode is cached; the cache
-forgets an episode when it ends and is bounded like the step tracker.
+A new episode goes to exactly the partition Kafka's default partitioner picks for the record key
+``episode_id`` (murmur2 of the UTF-8 key, positive part, modulo the topic's partition count), so
+that records the SDK sends and records any other Kafka producer sends for the same episode land
+together.
+
+The partition count can grow while the logger runs (an operator adds partitions; the connection
+re-reads the count, see ``connection.py``). The hash of an episode then changes, but the
+sessionizer keys episodes per partition: an episode whose events were split across two
+partitions would be cut in two. So the partition of each episode is **pinned** at its first
+event and kept until it ends:
+
+* open episodes: ``cache`` (also what makes routing cheap: murmur2 in pure Python costs
+  microseconds, a dict lookup does not). Bounded by ``sdk.max_open_episodes``, oldest first,
+  like the logger's step tracker: past that bound the logger has already forgotten the oldest
+  episode's step order too, and treats it as new. Only a pin dropped after the count changed can
+  misroute; that is logged.
+* recently ended episodes: a reward may still follow ``episode_end`` within the sessionizer's
+  reward window, and it must reach the partition that holds its episode. Bounded by
+  ``sdk.ended_episode_pins``, oldest first (the sessionizer itself only remembers a bounded
+  number of closed episodes).
 """
 
 from __future__ import annotations
 
+import logging
+
 from kafka.partitioner.default import murmur2
 
 __all__ = ["EpisodePartitioner", "kafka_default_partition"]
+
+log = logging.getLogger(__name__)
+
+#: After the first one, one warning per this many pins dropped while they still mattered.
+_DROPPED_PIN_LOG_EVERY = 10_000
 
 
 def kafka_default_partition(key: bytes, num_partitions: int) -> int:
@@ -21,32 +43,98 @@ def kafka_default_partition(key: bytes, num_partitions: int) -> int:
 
 
 class EpisodePartitioner:
-    """Caches ``episode_id -> partition`` for open episodes.
+    """Pins ``episode_id -> partition`` for open and recently ended episodes.
 
-    ``cache`` is exposed so that the sender's hot loop can do a plain ``dict.get`` and only call
-    :meth:`assign` on a miss.
+    ``cache`` (open episodes) is exposed so that the caller's hot loop can do a plain
+    ``dict.get`` and only call :meth:`assign` on a miss, and :meth:`forget` at the episode's end.
+    Callers hold the event queue's lock around :meth:`assign`, :meth:`forget` and
+    :meth:`resize`.
     """
 
-    def __init__(self, num_partitions: int, max_cached: int = 1_000_000) -> None:
-        if num_partitions < 1:
-            raise ValueError(f"num_partitions={num_partitions}: must be at least 1")
+    def __init__(
+        self, num_partitions: int, max_cached: int = 1_000_000, max_ended: int = 100_000
+    ) -> None:
+        _check_count(num_partitions)
         self.num_partitions = num_partitions
         self.cache: dict[str, int] = {}
+        self._ended: dict[str, int] = {}
         self._max = max_cached
+        self._max_ended = max_ended
+        #: The count changed since the first one: a pin may now differ from the hash.
+        self._resized = False
+        #: Pins of open episodes dropped by the bound while they differed from the hash.
+        self.dropped_pins = 0
 
     def assign(self, episode_id: str) -> int:
-        """Compute, cache and return the partition of ``episode_id``."""
+        """The partition of an episode not in ``cache``: pinned now, unless it already ended.
+
+        An ended episode keeps the partition it had (its late rewards follow it) without being
+        pinned again as open, so that it does not hold an open-episode slot.
+        """
+        partition = self._ended.get(episode_id)
+        if partition is not None:
+            return partition
         partition = kafka_default_partition(episode_id.encode("utf-8"), self.num_partitions)
         if len(self.cache) >= self._max:
-            del self.cache[next(iter(self.cache))]
+            self._drop_oldest_pin()
         self.cache[episode_id] = partition
         return partition
 
     def partition(self, episode_id: str) -> int:
-        """The partition of ``episode_id`` (cached)."""
+        """The partition of ``episode_id`` (pinned)."""
         partition = self.cache.get(episode_id)
         return self.assign(episode_id) if partition is None else partition
 
     def forget(self, episode_id: str) -> None:
-        """The episode ended: drop it from the cache."""
-        self.cache.pop(episode_id, None)
+        """The episode ended: move its pin from the open episodes to the recently ended ones."""
+        partition = self.cache.pop(episode_id, None)
+        if partition is None or self._max_ended < 1:
+            return
+        ended = self._ended
+        if len(ended) >= self._max_ended:
+            del ended[next(iter(ended))]
+        ended[episode_id] = partition
+
+    def resize(self, num_partitions: int) -> None:
+        """The topic now has ``num_partitions``: new episodes use it, pinned ones stay put.
+
+        Kafka only ever adds partitions. Fewer means the topic was deleted and re-created; a
+        pin to a partition that no longer exists cannot be kept, so those episodes are hashed
+        again.
+        """
+        _check_count(num_partitions)
+        if num_partitions == self.num_partitions:
+            return
+        if num_partitions < self.num_partitions:
+            for pins in (self.cache, self._ended):
+                for episode in [e for e, p in pins.items() if p >= num_partitions]:
+                    del pins[episode]
+        self.num_partitions = num_partitions
+        self._resized = True
+
+    def _drop_oldest_pin(self) -> None:
+        """Make room: more than ``max_cached`` episodes are open. Counted if it mattered."""
+        episode = next(iter(self.cache))
+        partition = self.cache.pop(episode)
+        if not self._resized:
+            return  # every pin still equals the hash: dropping one changes nothing
+        if partition == kafka_default_partition(episode.encode("utf-8"), self.num_partitions):
+            return
+        self.dropped_pins += 1
+        if self.dropped_pins % _DROPPED_PIN_LOG_EVERY == 1:
+            log.warning(
+                "more than sdk.max_open_episodes=%d episodes are open: the partition of the "
+                "oldest one, %r, was forgotten after the topic grew, so its later events go to "
+                "partition %d instead of %d (%d episodes so far); end episodes with "
+                "end_episode() or raise sdk.max_open_episodes",
+                self._max,
+                episode,
+                kafka_default_partition(episode.encode("utf-8"), self.num_partitions),
+                partition,
+                self.dropped_pins,
+            )
+
+
+def _check_count(num_partitions: int) -> None:
+    if num_partitions < 1:
+        raise ValueError(f"num_partitions={num_partitions}: must be at least 1")

@@ -13,7 +13,12 @@ Ordering. Events of one partition reach Kafka in the order they were accepted:
   no direct record is still waiting for its acknowledgement, so whatever was handed to Kafka
   before an outage is delivered before anything spooled after it;
 * a logger that stops while records it handed to Kafka are unacknowledged writes them in front
-  of the spool, so a later logger sends them first.
+  of the spool, so a later logger sends them first (if the disk refuses them, they wait in
+  memory and are sent before anything spooled once the broker is back).
+
+The spool never stops the thread: a write it refuses waits in memory (``spool_writer.py``);
+the replay (``spool_replay.py``) quarantines what can never be sent and pauses on what is only
+late, so nothing is retried forever and nothing blocks what follows.
 
 Outage detection: the oldest unacknowledged record is older than ``outage_after_s`` (or there
 is no producer yet). kafka-python keeps retrying what it was handed for ``delivery_timeout_s``.
@@ -35,16 +40,17 @@ from services.sdk.batch_records import (
     BatchRecord,
     RecordLimits,
     batch_records,
-    repartition,
     sort_late_events,
+    with_partitions,
 )
 from services.sdk.connection import ProducerConnection
-from services.sdk.errors import SpoolFullError
-from services.sdk.event_queue import UNKNOWN_PARTITION, EventQueue
+from services.sdk.event_queue import EventQueue
 from services.sdk.metrics import CallerCounts, SdkMetrics
 from services.sdk.partitioning import EpisodePartitioner
 from services.sdk.settings import SdkSettings
 from services.sdk.spool import DiskSpool, SpoolEntry
+from services.sdk.spool_replay import SpoolReplay
+from services.sdk.spool_writer import SpoolWriter
 
 __all__ = ["Sender"]
 
@@ -107,21 +113,19 @@ class Sender(threading.Thread):
             spool.directory,
         )
         self._inflight: deque[_InFlight] = deque()
-        # Records drained for the spool that did not fit yet (spool full); written first.
-        self._unspooled: deque[BatchRecord] = deque()
-        self._spool_full_logged = False
-        #: Events in ``_unspooled``: still in memory, so they count against queue_max_events.
-        self.held_events = 0
+        # Records on their way to the disk, held in memory while it refuses them.
+        self._writer = SpoolWriter(spool, metrics, settings.reconnect_backoff_s)
         self._direct_inflight = 0
         self._linger = settings.linger_ms / 1000.0
         self._spill_at = max(1, int(settings.queue_max_events * settings.spill_at_fraction))
         self._limits = RecordLimits.of(settings.batch_max_events, settings.record_max_bytes)
+        self._replay = SpoolReplay(
+            spool, queue, self._limits, self._topic, settings.reconnect_backoff_s
+        )
         #: Events found in the spool at start (sent before anything new).
         self.leftover_events = spool.unread_events
         #: Events acknowledged by the broker; with ``lost_events``, what flush() waits for.
         self.acked_events = 0
-        #: Events that could be neither delivered nor spooled (counted and logged as dropped).
-        self.lost_events = 0
         self.fatal: BaseException | None = None
         self.outage = False
 
@@ -136,9 +140,24 @@ class Sender(threading.Thread):
         self.join(timeout)
 
     @property
+    def held_events(self) -> int:
+        """Events drained for the spool and waiting for it in memory (count as queued)."""
+        return self._writer.held_events
+
+    @property
     def spool_full(self) -> bool:
         """Drained records are waiting for room in the spool."""
-        return bool(self._unspooled)
+        return self._writer.spool_full
+
+    @property
+    def spool_error(self) -> str | None:
+        """Why the disk spool refuses writes, while it does."""
+        return self._writer.error
+
+    @property
+    def lost_events(self) -> int:
+        """Events that can no longer be sent (dropped at close, quarantined, removed)."""
+        return self._spool.losses.lost_events
 
     @property
     def settled_events(self) -> int:
@@ -146,7 +165,7 @@ class Sender(threading.Thread):
 
     def pending_summary(self) -> dict[str, int]:
         return {
-            "queued": len(self._queue) + self.held_events,
+            "queued": len(self._queue) + self.held_events + self._writer.front_events,
             "in_flight": sum(f.batch.n_events for f in list(self._inflight)),
             "spooled": self._spool.unread_events,
         }
@@ -175,10 +194,12 @@ class Sender(threading.Thread):
         self.outage = (connection.producer is None and connection.failures > 0) or bool(
             self._inflight and now - self._inflight[0].sent_at > self._settings.outage_after_s
         )
+        if self.outage:
+            self._writer.write_front(now)
         self._replay_spool(now)
         self._route_queue(now)
-        self._spool.sync()
-        self._metrics.publish(self._counts)
+        self._writer.sync()
+        self._metrics.publish(self._counts, self._spool.losses)
         self._metrics.queue_depth.set(len(self._queue) + self.held_events)
         self._metrics.spool_bytes.set(self._spool.bytes)
 
@@ -188,17 +209,20 @@ class Sender(threading.Thread):
     # -- producer ------------------------------------------------------------------------------
     def _set_partition_count(self, n_partitions: int) -> None:
         """On connection, before the producer is set: the sender treats "producer set" as
-        "ready to send", so the partitioner must be there first."""
+        "ready to send", so the partitioner must be there first. Later, when the topic's
+        count changes: the same partitioner is resized, so open episodes keep their pins."""
         with self._queue.lock:
+            if self._queue.partitioner is not None:
+                self._queue.partitioner.resize(n_partitions)
+                return
             self._queue.partitioner = EpisodePartitioner(
-                n_partitions, self._settings.max_open_episodes
+                n_partitions, self._settings.max_open_episodes, self._settings.ended_episode_pins
             )
 
-    def _send(self, batch: BatchRecord, now: float, entry: SpoolEntry | None) -> None:
+    def _send(self, batch: BatchRecord, now: float, entry: SpoolEntry | None, direct: bool) -> None:
         """Hand one record to kafka-python (raises if it cannot take it now)."""
         producer = self._connection.producer
         future = producer.send(self._topic, value=batch.value, partition=batch.partition)
-        direct = entry is None
         self._inflight.append(_InFlight(future, batch, now, direct, entry))
         if direct:
             self._direct_inflight += 1
@@ -260,108 +284,82 @@ class Sender(threading.Thread):
         if rewind:
             self._spool.rewind()
         if front:
-            self._spool.prepend(front)
-            self._metrics.spooled.inc(sum(b.n_events for b in front))
+            self._writer.put_in_front(front, now)
 
     # -- the spool -------------------------------------------------------------------------------
     def _replay_spool(self, now: float) -> None:
-        spool = self._spool
-        if self.outage or self._connection.producer is None or self._direct_inflight:
+        if self.outage or self._connection.producer is None:
             return
-        while self._window_open() and spool.has_unread():
-            entry = spool.read_next()
-            if entry is None:
-                return
-            parts = [entry.batch]
-            if entry.batch.partition == UNKNOWN_PARTITION:
-                partitioner = self._queue.partitioner
-                assert partitioner is not None
-                parts = repartition(entry.batch.value, partitioner, self._limits)
+        if self._writer.front:
+            self._send_front(now)
+        elif not self._direct_inflight and not self._replay.run(now, self._send, self._window_open):
+            self.outage = True
+
+    def _send_front(self, now: float) -> None:
+        """Send the records that must precede the spool (the disk refused them), in order."""
+        front = self._writer.front
+        while front and self._window_open():
             try:
-                for i, batch in enumerate(parts):
-                    last = i == len(parts) - 1
-                    self._send(batch, now, entry if last else None)
-                    if not last:  # only the last part commits the entry; none is "direct"
-                        self._inflight[-1].direct = False
-                        self._direct_inflight -= 1
+                self._send(front[0], now, None, True)
             except Exception as exc:
-                # Put the entry back: it is read (and its parts sent) again after the outage.
                 self.outage = True
-                log.warning("re-sending spooled records paused (%s: %s)", type(exc).__name__, exc)
-                spool.unread(entry)
+                log.warning("Kafka cannot take records now (%s: %s)", type(exc).__name__, exc)
                 return
-
-    def _spool_records(self, records: list[BatchRecord]) -> None:
-        """Append records to the spool, after any that are still waiting for room."""
-        self._unspooled.extend(records)
-        self.held_events += sum(r.n_events for r in records)
-        self._write_unspooled(final=False)
-
-    def _write_unspooled(self, final: bool) -> None:
-        pending = self._unspooled
-        while pending:
-            batch = pending[0]
-            n_events = batch.n_events
-            try:
-                self._spool.append(batch)
-            except SpoolFullError as exc:
-                if not final:
-                    if not self._spool_full_logged:
-                        log.error("%s; events wait in memory, callers see when_full", exc)
-                        self._spool_full_logged = True
-                    return
-                pending.popleft()
-                self.held_events -= n_events
-                self.lost_events += n_events
-                self._counts.dropped["spool_full"] = (
-                    self._counts.dropped.get("spool_full", 0) + n_events
-                )
-                log.error("dropped %d events at close: %s", n_events, exc)
-            else:
-                pending.popleft()
-                self.held_events -= n_events
-                self._spool_full_logged = False
-                self._metrics.spooled.inc(n_events)
+            front.popleft()
 
     # -- the queue -------------------------------------------------------------------------------
     def _route_queue(self, now: float) -> None:
         queue = self._queue
-        if self._unspooled:
-            self._write_unspooled(final=False)
-            if self._unspooled:
-                return  # the spool is full: events wait in the queue
+        if self._writer.waiting:
+            if self._direct() and self._window_open():
+                # The disk refused them, and the broker takes records again: nothing is older.
+                partitioner = queue.partitioner
+                assert partitioner is not None
+                with queue.lock:
+                    held = with_partitions(self._writer.take(), partitioner, self._limits)
+                self._send_direct(held, now)
+            else:
+                self._writer.write(now)
+            if self._writer.waiting:
+                return  # the spool refuses more: events wait in the queue
         if not queue:
             return
         if self._connection.producer is None and not self.outage and not self._must_spill():
             return  # the first connection attempt is under way
-        direct = (
+        if self._direct():
+            if not self._window_open() and not self._must_spill():
+                return  # back-pressure: the caller's when_full policy applies
+            if self._window_open():
+                self._send_direct(self._drain(), now)
+                return
+        elif not self._spool_accepts_more():
+            return
+        self._writer.add(self._drain(), now)
+
+    def _direct(self) -> bool:
+        """Whether new records may go straight to Kafka: nothing older waits anywhere."""
+        return (
             not self.outage
             and self._connection.producer is not None
             and self._queue.partitioner is not None
             and self._spool.is_empty()
+            and not self._writer.front
             and self._direct_inflight == len(self._inflight)
         )
-        if direct:
-            if not self._window_open() and not self._must_spill():
-                return  # back-pressure: the caller's when_full policy applies
-            if self._window_open():
-                records = self._drain()
-                for i, batch in enumerate(records):
-                    try:
-                        self._send(batch, now, None)
-                    except Exception as exc:
-                        self.outage = True
-                        log.warning(
-                            "Kafka cannot take records now (%s: %s); spooling them",
-                            type(exc).__name__,
-                            exc,
-                        )
-                        self._spool_records(records[i:])
-                        return
+
+    def _send_direct(self, records: list[BatchRecord], now: float) -> None:
+        for i, batch in enumerate(records):
+            try:
+                self._send(batch, now, None, True)
+            except Exception as exc:
+                self.outage = True
+                log.warning(
+                    "Kafka cannot take records now (%s: %s); spooling them",
+                    type(exc).__name__,
+                    exc,
+                )
+                self._writer.add(records[i:], now)
                 return
-        elif not self._spool_accepts_more():
-            return
-        self._spool_records(self._drain())
 
     def _must_spill(self) -> bool:
         return self._settings.when_full == "spill" and len(self._queue) >= self._spill_at
@@ -381,12 +379,13 @@ class Sender(threading.Thread):
         """Persist everything not acknowledged, in order, and close the producer."""
         self._connection.join()
         self._connection.discard()
-        self._requeue_inflight(time.monotonic())
+        now = time.monotonic()
+        self._requeue_inflight(now)
         self.outage = True
         while self._queue:
-            self._spool_records(self._drain())
-        self._write_unspooled(final=True)
+            self._writer.hold(self._drain())
+        self._writer.finish()
         self._spool.close()
-        self._metrics.publish(self._counts)
+        self._metrics.publish(self._counts, self._spool.losses)
         self._metrics.queue_depth.set(0)
         self._metrics.spool_bytes.set(self._spool.bytes)

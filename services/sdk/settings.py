@@ -90,6 +90,20 @@ class SdkSettings(BaseModel):
         ge=1,
         description="Episodes whose step order and partition are remembered at once.",
     )
+    ended_episode_pins: int = Field(
+        default=100_000,
+        ge=0,
+        description="Ended episodes whose partition is still remembered, so that a reward "
+        "logged after episode_end (within the sessionizer's reward window) reaches its "
+        "episode's partition even after the topic grew.",
+    )
+    partition_refresh_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often the logger re-reads the events topic's partition count (Kafka "
+        "metadata). After the topic grows, new episodes use the new count; open episodes keep "
+        "their partition until they end.",
+    )
     close_timeout_s: float = Field(
         default=10.0, ge=0, description="How long close() at interpreter exit waits for acks."
     )

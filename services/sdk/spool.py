@@ -3,20 +3,20 @@
 Append-only segment files ``seg-<seq>.spool`` in a directory of this spool's own under
 ``spool_dir`` (locked while the spool is open, so that processes sharing ``spool_dir`` never
 read, send or delete each other's segments; orphaned directories are adopted at start: see
-:mod:`services.sdk.spool_owner`), each a sequence of entries::
+:mod:`services.sdk.spool_owner`). The byte layout of entries, with a CRC over header and record,
+is in :mod:`services.sdk.spool_format`; writing one segment in :mod:`services.sdk.spool_segment`.
 
-    >i partition | >I events | >I length | >I crc32(record) | record bytes (msgpack batch)
+Entries are read back in the order they were appended (segments by sequence number), and a
+segment is deleted once every entry in it has been read and committed (acknowledged by the
+broker) or set aside. The committed offset of a segment is kept in ``seg-<seq>.ack`` so that a
+restart resumes after the last acknowledged entry; an entry sent but not yet acknowledged when
+the process dies is sent again (at least once).
 
-Only bytes and integers are stored: reading a spool never executes anything (no pickle). Entries
-are read back in the order they were appended (segments by sequence number), and a segment is
-deleted once every entry in it has been read and committed (acknowledged by the broker). The
-committed offset of the segment being replayed is kept in ``seg-<seq>.ack`` so that a restart
-resumes after the last acknowledged entry instead of re-sending the whole segment; an entry
-sent but not yet acknowledged when the process dies is sent again (at least once).
-
-A torn entry at the end of a segment (the process died mid-write) fails its length or CRC check;
-it and anything after it in that segment are skipped with an error log: they were never
-acknowledged to anyone as durable because the fsync after the write had not happened.
+Damage never blocks what follows and never vanishes: an entry that fails its checks, a torn
+entry at the end of a segment (the process died mid-write), and an entry the sender cannot
+deliver are copied to the quarantine file (:mod:`services.sdk.spool_quarantine`), counted in
+:attr:`DiskSpool.losses` and skipped; a segment removed or cut short under the spool is counted
+as lost. Failed writes raise :class:`SpoolWriteError` with nothing half-written.
 
 Not thread-safe: the sender thread is its only user.
 """
@@ -25,23 +25,29 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from services.sdk.batch_records import BatchRecord
-from services.sdk.errors import SpoolFullError
+from services.sdk.errors import SpoolFullError, SpoolReadError, SpoolWriteError
+from services.sdk.spool_format import (
+    MAX_HEADER_BYTES,
+    data_start,
+    entry_header,
+    parse_header,
+    record_intact,
+)
+from services.sdk.spool_losses import LossLedger
 from services.sdk.spool_owner import claim_spool_dir
+from services.sdk.spool_quarantine import QuarantineFile
+from services.sdk.spool_scan import SpoolDamage
+from services.sdk.spool_segment import Segment, SegmentWriter, write_ack, write_segment
 
 __all__ = ["DiskSpool", "SpoolEntry"]
 
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct(">iIII")
 _FIRST_SEQ = 10**12  # room below for segments written in front of older ones (prepend)
-_MAX_RECORD = 64 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,24 +55,9 @@ class SpoolEntry:
     """One spooled record: where it lies (for commit) and what it holds."""
 
     segment: int
+    start_offset: int
     end_offset: int
     batch: BatchRecord
-
-
-def _entry_bytes(batch: BatchRecord) -> bytes:
-    """One entry as written: header (partition, events, length, CRC), then the record."""
-    value = batch.value
-    return _HEADER.pack(batch.partition, batch.n_events, len(value), zlib.crc32(value)) + value
-
-
-@dataclass(slots=True)
-class _Segment:
-    seq: int
-    path: Path
-    size: int  # bytes on disk (valid entries only for a segment found at open)
-    committed: int  # offset up to which entries are acknowledged
-    unread_entries: int = 0
-    unread_events: int = 0
 
 
 class DiskSpool:
@@ -90,11 +81,14 @@ class DiskSpool:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self._fsync = fsync
-        self._segments: list[_Segment] = []
-        self._writer: BinaryIO | None = None
-        self._writer_seg: _Segment | None = None
-        self._reader: BinaryIO | None = None
-        self._reader_seg: _Segment | None = None
+        #: What could not be kept: quarantined entries, removed segments (see spool_losses).
+        self.losses = LossLedger()
+        self.quarantine = QuarantineFile(self.directory, self.own_directory.name, fsync)
+        self._damage = SpoolDamage(self.quarantine, self.losses)
+        self._segments: list[Segment] = []
+        self._writer: SegmentWriter | None = None
+        self._reader_fd = -1
+        self._reader_seg: Segment | None = None
         self._read_offset = 0
         self._outstanding = 0  # entries read and not yet committed
         self._dirty = False
@@ -104,10 +98,6 @@ class DiskSpool:
     @property
     def unread_events(self) -> int:
         return sum(s.unread_events for s in self._segments)
-
-    @property
-    def unread_entries(self) -> int:
-        return sum(s.unread_entries for s in self._segments)
 
     @property
     def bytes(self) -> int:
@@ -127,7 +117,9 @@ class DiskSpool:
                 seq = int(path.stem.removeprefix("seg-"))
             except ValueError:
                 continue
-            self._segments.append(self._scan(seq, path))
+            seg = self._damage.load(seq, path)
+            if seg is not None:
+                self._segments.append(seg)
         self._segments.sort(key=lambda s: s.seq)
         for seg in list(self._segments):
             if seg.unread_entries == 0:
@@ -139,54 +131,15 @@ class DiskSpool:
                 self.unread_events,
             )
 
-    def _scan(self, seq: int, path: Path) -> _Segment:
-        committed = 0
-        ack = path.with_suffix(".ack")
-        if ack.exists():
-            try:
-                committed = int(ack.read_text().strip() or 0)
-            except ValueError:
-                committed = 0
-        seg = _Segment(seq, path, size=0, committed=committed)
-        size = path.stat().st_size
-        offset = 0
-        with path.open("rb") as fh:
-            while offset + _HEADER.size <= size:
-                fh.seek(offset)
-                _partition, n_events, length, _crc = _HEADER.unpack(fh.read(_HEADER.size))
-                end = offset + _HEADER.size + length
-                if length > _MAX_RECORD or end > size:
-                    break
-                if offset >= committed:
-                    seg.unread_entries += 1
-                    seg.unread_events += n_events
-                offset = end
-        if offset < size:
-            log.error(
-                "spool segment %s has a torn entry at byte %d of %d (the process died while "
-                "writing it); it and what follows in this segment are skipped",
-                path,
-                offset,
-                size,
-            )
-        seg.size = offset
-        seg.committed = min(committed, offset)
-        return seg
-
     # -- writing -----------------------------------------------------------------------------
-    def _next_seq(self) -> int:
-        return self._segments[-1].seq + 1 if self._segments else _FIRST_SEQ
-
-    def _open_writer(self, seq: int) -> _Segment:
-        path = self.own_directory / f"seg-{seq:016d}.spool"
-        seg = _Segment(seq, path, size=0, committed=0)
-        self._writer = path.open("ab")
-        self._writer_seg = seg
-        return seg
-
     def append(self, batch: BatchRecord) -> None:
-        """Add an entry at the end. Raises :class:`SpoolFullError` past ``max_bytes``."""
-        size = _HEADER.size + len(batch.value)
+        """Add an entry at the end.
+
+        Raises :class:`SpoolFullError` past ``max_bytes`` and :class:`SpoolWriteError` when the
+        disk refuses it (nothing of it is left on disk then).
+        """
+        header = entry_header(batch.partition, batch.n_events, batch.value)
+        size = len(header) + len(batch.value)
         if self.bytes + size > self.max_bytes:
             raise SpoolFullError(
                 f"the disk spool {self.directory} holds {self.bytes} bytes and this batch of "
@@ -194,23 +147,51 @@ class DiskSpool:
                 f"spool_max_bytes={self.max_bytes}: "
                 "raise sdk.spool_max_bytes or restore the broker connection"
             )
-        seg = self._writer_seg
-        if seg is None or seg.size >= self.segment_bytes:
-            self._close_writer()
-            seg = self._open_writer(self._next_seq())
-            self._segments.append(seg)
-        assert self._writer is not None
-        self._writer.write(_entry_bytes(batch))
-        seg.size += size
-        seg.unread_entries += 1
-        seg.unread_events += batch.n_events
-        self._dirty = True
+        for attempt in (1, 2):
+            writer = self._writable()
+            seg = writer.segment
+            fresh = not seg.has_entries
+            try:
+                writer.write(header, batch.value)
+            except OSError as exc:
+                self._writer = None  # abandoned: cut back, synced, closed
+                self._dirty = False
+                if not seg.has_entries:
+                    self._segments.remove(seg)
+                if fresh or attempt == 2:
+                    raise SpoolWriteError(
+                        f"cannot write {size} bytes ({batch.n_events} events) to the disk spool "
+                        f"{seg.path}: {exc}"
+                    ) from exc
+                continue  # a fresh segment may take what this one could not (file-size limit)
+            seg.size += size
+            seg.unread_entries += 1
+            seg.unread_events += batch.n_events
+            self._dirty = True
+            return
+
+    def _writable(self) -> SegmentWriter:
+        writer = self._writer
+        if writer is not None and writer.segment.size < self.segment_bytes:
+            return writer
+        self._close_writer()
+        seq = self._segments[-1].seq + 1 if self._segments else _FIRST_SEQ
+        try:
+            writer = SegmentWriter(self.own_directory, seq, self._fsync)
+        except OSError as exc:
+            raise SpoolWriteError(
+                f"cannot create a segment in the disk spool {self.own_directory}: {exc}"
+            ) from exc
+        self._writer = writer
+        self._segments.append(writer.segment)
+        return writer
 
     def prepend(self, entries: list[BatchRecord]) -> None:
         """Write entries to be read before everything else, in the order given.
 
         For records that were handed to Kafka but not acknowledged when the logger stops: they
-        are older than anything in the spool. Call only when no read entry is outstanding.
+        are older than anything in the spool. Raises :class:`SpoolWriteError` (and leaves no
+        segment behind) if the disk refuses them.
         """
         if not entries:
             return
@@ -218,140 +199,198 @@ class DiskSpool:
             self.rewind()  # outstanding entries are newer than these: read them again after
         self._close_reader()
         seq = (self._segments[0].seq - 1) if self._segments else _FIRST_SEQ
-        path = self.own_directory / f"seg-{seq:016d}.spool"
-        seg = _Segment(seq, path, size=0, committed=0)
-        with path.open("wb") as fh:
-            for batch in entries:
-                fh.write(_entry_bytes(batch))
-                seg.size += _HEADER.size + len(batch.value)
-                seg.unread_entries += 1
-                seg.unread_events += batch.n_events
-            fh.flush()
-            if self._fsync:
-                os.fsync(fh.fileno())
+        try:
+            seg = write_segment(self.own_directory, seq, entries, self._fsync)
+        except OSError as exc:
+            n_events = sum(b.n_events for b in entries)
+            raise SpoolWriteError(
+                f"cannot write {n_events} unacknowledged events in front of the disk spool "
+                f"{self.own_directory}: {exc}"
+            ) from exc
         self._segments.insert(0, seg)
 
     def sync(self) -> None:
-        """Flush and (if configured) fsync what was appended since the last sync."""
-        if self._dirty and self._writer is not None:
-            self._writer.flush()
-            if self._fsync:
-                os.fsync(self._writer.fileno())
-            self._dirty = False
+        """fsync (if configured) what was appended since the last sync.
+
+        Raises :class:`SpoolWriteError` if the disk reports an error: what was appended is
+        readable but may not survive a crash of the machine.
+        """
+        if not self._dirty or self._writer is None:
+            return
+        self._dirty = False
+        if self._fsync:
+            try:
+                self._writer.fsync()
+            except OSError as exc:
+                raise SpoolWriteError(
+                    f"fsync of the disk spool {self._writer.segment.path} failed: {exc}"
+                ) from exc
 
     def _close_writer(self) -> None:
         if self._writer is not None:
-            self.sync()
-            self._writer.close()
-            self._writer = None
-            self._writer_seg = None
+            try:
+                self.sync()
+            finally:
+                self._writer.close()
+                self._writer = None
 
     # -- reading -----------------------------------------------------------------------------
     def _close_reader(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-        self._reader = None
+        if self._reader_fd >= 0:
+            os.close(self._reader_fd)
+        self._reader_fd = -1
         self._reader_seg = None
 
     def read_next(self) -> SpoolEntry | None:
-        """The oldest unread entry (it stays on disk until :meth:`commit`), or ``None``."""
-        for seg in self._segments:
-            if seg.unread_entries:
-                break
-        else:
-            return None
-        if seg is not self._reader_seg:
-            self._close_reader()
-            self._reader = seg.path.open("rb")
-            self._reader_seg = seg
-            # Reads are sequential and we never return to a segment once left, so the first
-            # unread entry of a newly opened segment starts at its committed offset.
-            self._read_offset = seg.committed
-        if seg is self._writer_seg and self._dirty:
-            assert self._writer is not None
-            self._writer.flush()
-        assert self._reader is not None
-        self._reader.seek(self._read_offset)
-        header = self._reader.read(_HEADER.size)
-        partition, n_events, length, crc = _HEADER.unpack(header)
-        record = self._reader.read(length)
-        if len(record) != length or zlib.crc32(record) != crc:
-            log.error(
-                "spool segment %s: entry at byte %d fails its CRC check; skipping the rest of "
-                "this segment (%d entries, %d events)",
-                seg.path,
-                self._read_offset,
-                seg.unread_entries,
-                seg.unread_events,
-            )
-            seg.unread_entries = 0
-            seg.unread_events = 0
-            seg.size = self._read_offset
-            self._maybe_delete(seg)
-            return self.read_next()
-        self._read_offset += _HEADER.size + length
-        seg.unread_entries -= 1
-        seg.unread_events -= n_events
-        self._outstanding += 1
-        return SpoolEntry(seg.seq, self._read_offset, BatchRecord(partition, record, n_events))
+        """The oldest unread intact entry (it stays on disk until :meth:`commit`), or ``None``.
+
+        Damaged entries met on the way are quarantined and skipped; a segment found removed is
+        counted as lost. Raises :class:`SpoolReadError` on other read errors (nothing skipped).
+        """
+        while True:
+            seg = next((s for s in self._segments if s.unread_entries), None)
+            if seg is None:
+                return None
+            if seg is not self._reader_seg and not self._open_reader(seg):
+                continue
+            offset = self._read_offset
+            while offset in seg.skips:
+                offset = seg.skips[offset]
+            self._read_offset = offset
+            try:
+                raw = os.pread(self._reader_fd, MAX_HEADER_BYTES, offset)
+                header = parse_header(seg.version, raw)
+                if header is None or header.end(offset) > seg.size:
+                    self._damage.unreadable(self._reader_fd, seg, offset, header)
+                    self._advance(seg)
+                    continue
+                record = os.pread(self._reader_fd, header.length, offset + header.header_size)
+            except OSError as exc:
+                raise SpoolReadError(f"cannot read the disk spool {seg.path}: {exc}") from exc
+            if len(record) < header.length:
+                self._lose_rest(seg, offset, f"{seg.path} was cut short under the spool")
+                continue
+            end = header.end(offset)
+            if not record_intact(header, record):
+                data = raw[: header.header_size] + record
+                self._damage.bad_record(self._reader_fd, seg, offset, header, data)
+                self._advance(seg)
+                continue
+            self._read_offset = end
+            seg.mark_read(header.n_events)
+            self._outstanding += 1
+            batch = BatchRecord(header.partition, record, header.n_events)
+            return SpoolEntry(seg.seq, offset, end, batch)
+
+    def _open_reader(self, seg: Segment) -> bool:
+        """Read ``seg`` from now on; ``False`` if it was removed (its events are lost)."""
+        self._close_reader()
+        try:
+            self._reader_fd = os.open(seg.path, os.O_RDONLY)
+        except FileNotFoundError:
+            self._lose_rest(seg, seg.committed, f"{seg.path} was removed under the spool")
+            return False
+        except OSError as exc:
+            raise SpoolReadError(f"cannot open the disk spool {seg.path}: {exc}") from exc
+        self._reader_seg = seg
+        # Reads are sequential and we never return to a segment once left (except through
+        # rewind, which closes the reader), so reading a segment starts at its committed offset.
+        self._read_offset = seg.committed
+        return True
+
+    def _lose_rest(self, seg: Segment, offset: int, why: str) -> None:
+        """The segment's bytes from ``offset`` on are gone: count its unread events as lost."""
+        if seg.unread_events:
+            log.error("%s: %d events in it are lost", why, seg.unread_events)
+            self.losses.lose("spool_missing", seg.unread_events, why)
+        seg.unread_entries = seg.unread_events = 0
+        seg.size = max(offset, seg.committed)
+        seg.skips = {s: e for s, e in seg.skips.items() if s < seg.size}
+        if self._writer is not None and self._writer.segment is seg:
+            self._writer.close()  # new entries go to a new file, not into a removed one
+            self._writer = None
+        self._advance(seg)
+
+    def set_aside(self, entry: SpoolEntry, reason: str, detail: str) -> None:
+        """The sender cannot send ``entry`` (read last or earlier): quarantine it and go on."""
+        seg = next(s for s in self._segments if s.seq == entry.segment)
+        batch = entry.batch
+        self._damage.put(
+            seg,
+            entry.start_offset,
+            reason,
+            batch.n_events,
+            detail,
+            batch.value,
+            "record",
+            batch.partition,
+        )
+        self._outstanding -= 1
+        seg.mark_settled(batch.n_events)
+        seg.skips[entry.start_offset] = entry.end_offset
+        self._advance(seg)
 
     def unread(self, entry: SpoolEntry) -> None:
         """Undo the last :meth:`read_next` (the record could not be handed to Kafka)."""
         seg = self._reader_seg
         if seg is None or seg.seq != entry.segment or entry.end_offset != self._read_offset:
             raise RuntimeError("only the entry read last can be put back")
-        self._read_offset -= _HEADER.size + len(entry.batch.value)
-        seg.unread_entries += 1
-        seg.unread_events += entry.batch.n_events
+        self._read_offset = entry.start_offset
+        seg.mark_unread(entry.batch.n_events)
         self._outstanding -= 1
 
     def rewind(self) -> None:
         """Forget what was read and not committed: it is read again, in order."""
-        if self._dirty and self._writer is not None:
-            self._writer.flush()
         self._close_reader()
         self._outstanding = 0
         for seg in self._segments:
-            seg.unread_entries = 0
-            seg.unread_events = 0
-            with seg.path.open("rb") as fh:
-                offset = seg.committed
-                while offset + _HEADER.size <= seg.size:
-                    fh.seek(offset)
-                    _p, n_events, length, _c = _HEADER.unpack(fh.read(_HEADER.size))
-                    seg.unread_entries += 1
-                    seg.unread_events += n_events
-                    offset += _HEADER.size + length
+            seg.rewind()
 
     def commit(self, entry: SpoolEntry) -> None:
         """The broker acknowledged ``entry``: remember it, delete finished segments."""
         self._outstanding -= 1
-        for seg in self._segments:
-            if seg.seq == entry.segment:
-                break
-        else:
+        seg = next((s for s in self._segments if s.seq == entry.segment), None)
+        if seg is None:
             return
-        seg.committed = entry.end_offset
-        if not self._maybe_delete(seg):
-            seg.path.with_suffix(".ack").write_text(str(seg.committed))
+        seg.mark_settled(entry.batch.n_events)
+        seg.committed = max(seg.committed, entry.end_offset)
+        self._advance(seg)
 
-    def _maybe_delete(self, seg: _Segment) -> bool:
-        if seg.unread_entries or seg.committed < seg.size:
-            return False
-        if seg is self._writer_seg:
+    def _advance(self, seg: Segment) -> None:
+        """Record ``seg``'s progress, or delete it once nothing in it is left to send."""
+        seg.advance()
+        if seg.unread_entries or seg.outstanding_entries or seg.committed < seg.size:
+            if seg.committed > data_start(seg.version):
+                write_ack(seg)
+            return
+        if self._writer is not None and self._writer.segment is seg:
             self._close_writer()
         self._delete(seg)
-        return True
 
-    def _delete(self, seg: _Segment) -> None:
+    def _delete(self, seg: Segment) -> None:
         if seg is self._reader_seg:
             self._close_reader()
-        seg.path.unlink(missing_ok=True)
-        seg.path.with_suffix(".ack").unlink(missing_ok=True)
+        for path in (seg.path, seg.path.with_suffix(".ack")):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("cannot delete the finished spool file %s: %s", path, exc)
         self._segments.remove(seg)
 
     def close(self) -> None:
-        """Close the files and release the directory (removed if it holds nothing)."""
-        self._close_writer()
+        """Close the files and release the directory (removed if it holds nothing).
+
+        A segment removed under the spool is counted as lost here, so that what the spool
+        reports as kept is on disk.
+        """
+        try:
+            self._close_writer()
+        except SpoolWriteError as exc:
+            log.error("%s", exc)
         self._close_reader()
+        for seg in list(self._segments):
+            if not seg.path.exists():
+                self._lose_rest(seg, seg.committed, f"{seg.path} was removed under the spool")
+                if seg in self._segments:
+                    self._segments.remove(seg)
         self._owner.release(remove=not self._segments)

@@ -13,7 +13,8 @@ it), a new owner adopts what no live process holds: segments left directly in ``
 older versions, then every sibling directory whose ``LOCK`` it can take (its owner closed or
 died), oldest first. Their segment files (and ``.ack`` files) are moved into its own directory,
 renumbered in their order and before anything it writes itself, and the emptied directory is
-removed. A directory whose lock another process holds is never read nor changed.
+removed. A directory whose lock another process holds is never read nor changed. The
+``quarantine`` directory (``spool_quarantine``) is not a spool directory and is never adopted.
 
 A segment is moved before its ``.ack``: a crash between the two re-sends that segment from its
 start (at least once), it never skips an entry.
@@ -28,6 +29,8 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from services.sdk.spool_quarantine import QUARANTINE_DIR
 
 __all__ = ["LOCK_NAME", "SpoolOwnership", "claim_spool_dir"]
 
@@ -132,6 +135,8 @@ def _adopt(root: Path, directory: Path, first_seq: int) -> None:
     orphans: list[tuple[float, Path, int]] = []
     for sibling in root.iterdir():
         if sibling == directory or sibling.name.startswith(".") or not sibling.is_dir():
+            continue
+        if sibling.name == QUARANTINE_DIR:
             continue
         fd = _try_lock(sibling / LOCK_NAME)
         if fd is None:
