@@ -15,6 +15,11 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from learner.cpe.config import CpeSettings
+from learner.data.limits import (
+    DEFAULT_MAX_ACTIONS,
+    DEFAULT_MAX_STATE_FEATURES,
+    DEFAULT_READ_BATCH_ROWS,
+)
 from learner.gate import GateSettings
 from learner.preprocessing.config import PreprocessingSettings
 from learner.trainers.config import TrainerSettings
@@ -35,6 +40,22 @@ class LearnerSettings(BaseModel):
     seed: int = Field(default=0, description="Seed of the train/eval split.")
     window_days: int | None = Field(default=None, ge=1)
     window_rows: int | None = Field(default=None, ge=1)
+    max_state_features: int = Field(
+        default=DEFAULT_MAX_STATE_FEATURES,
+        ge=1,
+        description="Most distinct state keys densified (each is a float32 column of every "
+        "row); more fails the run, naming the table and the count, before allocating.",
+    )
+    max_actions: int = Field(
+        default=DEFAULT_MAX_ACTIONS,
+        ge=1,
+        description="Most distinct possible_actions; more fails the run before allocating.",
+    )
+    read_batch_rows: int = Field(
+        default=DEFAULT_READ_BATCH_ROWS,
+        ge=1,
+        description="Timeline rows decoded at a time (fewer when the state maps are wide).",
+    )
     eval_fraction: float = Field(default=0.3, gt=0, lt=1)
     min_eval_episodes: int = Field(
         default=10, ge=1, description="Fewer eval episodes than this: reject without CPE."

@@ -21,7 +21,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_every_benchmark_module_is_found():
-    assert set(available()) >= {"learner_quality", "policy_client", "sdk", "sessionizer"}
+    assert set(available()) >= {
+        "learner_memory",
+        "learner_quality",
+        "policy_client",
+        "sdk",
+        "sessionizer",
+        "trainer_speed",
+    }
 
 
 @pytest.mark.parametrize("name", available())

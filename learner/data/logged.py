@@ -1,14 +1,22 @@
 """``LoggedData``: the timeline as dense numpy arrays, one row per decision.
 
-Trainers and estimators work on dense arrays, not on Arrow maps. This module is the one place
-that turns the timeline's sparse ``state`` maps and text actions into matrices, so every part of
-the learner agrees on the feature order and on the action index of each action.
+Trainers and estimators work on dense arrays, not on Arrow maps. This module holds the record
+and its conventions, so every part of the learner agrees on the feature order and on the action
+index of each action; the arrays are built by :class:`learner.data.dense.DenseBuilder`, batch by
+batch, from a Delta table (:func:`learner.data.read_logged`) or a table in memory
+(:meth:`LoggedData.from_table`).
 
 Conventions (the learner's contract):
 
-* rows are sorted by ``(episode_id, step)``;
+* the rows of an episode are contiguous and in step order; :meth:`LoggedData.from_table` sorts
+  them by ``(episode_id, step)``, :func:`learner.data.read_logged` may put the eval episodes
+  after the train episodes (each side sorted so) to make the train/eval split two views;
 * the action space is the sorted list of distinct texts in ``possible_actions`` (numerically when
-  every action is an integer, else lexicographically); an action's index is its position;
+  every action is an integer, else lexicographically); an action's index is its position; the
+  feature names are the sorted union of the keys of ``state`` and ``next_state``
+  (:mod:`learner.data.vocabulary`);
+* ``states``, ``next_states`` and ``logged_probs`` are float32 (``logged_probs`` is NaN on rows
+  whose log had no full distribution); rewards and propensities stay float64 for CPE;
 * a feature absent from a row's state map is ``NaN`` in ``states`` / ``next_states`` (the
   normalizer replaces it with the feature's default); rows without a next state have zeros;
 * ``terminals`` marks rows where the environment ended the episode; ``has_next`` rows where a
@@ -25,22 +33,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from learner.data.columns import scatter_map, string_values
+from learner.data.limits import ReadLimits
+from learner.data.vocabulary import VocabularyCollector, sort_actions
+
 __all__ = ["LoggedData", "action_space", "densify_states"]
-
-
-def _sort_key(actions: list[str]) -> list[str]:
-    try:
-        return sorted(actions, key=lambda a: (int(a), a))
-    except ValueError:
-        return sorted(actions)
 
 
 def action_space(table: pa.Table) -> list[str]:
     """The run's action space: distinct ``possible_actions`` texts, sorted (see module doc)."""
     if table.num_rows == 0:
         return []
-    distinct = pc.unique(pc.list_flatten(table.column("possible_actions"))).to_pylist()
-    return _sort_key([a for a in distinct if a is not None])
+    return sort_actions(string_values(pc.list_flatten(table.column("possible_actions"))))
 
 
 def densify_states(column: pa.ChunkedArray | pa.Array, feature_names: list[str]) -> np.ndarray:
@@ -48,43 +52,14 @@ def densify_states(column: pa.ChunkedArray | pa.Array, feature_names: list[str])
 
     Keys that are not in ``feature_names`` are ignored; a null map gives a row of NaN.
     """
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
-    n = len(column)
-    out = np.full((n, len(feature_names)), np.nan, dtype=np.float32)
-    if n == 0 or not feature_names:
-        return out
-    offsets = column.offsets.to_numpy(zero_copy_only=False)
-    first, last = int(offsets[0]), int(offsets[-1])
-    offsets = offsets - first
-    keys = column.keys.slice(first, last - first)
-    items = column.items.slice(first, last - first).to_numpy(zero_copy_only=False)
-    rows = np.repeat(np.arange(n), np.diff(offsets))
-    cols = pc.index_in(keys, value_set=pa.array(feature_names, pa.string()))
-    cols = np.asarray(pc.fill_null(cols, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    keep = cols >= 0
-    out[rows[keep], cols[keep]] = items[keep].astype(np.float32)
+    chunks = list(column.chunks) if isinstance(column, pa.ChunkedArray) else [column]
+    out = np.full((len(column), len(feature_names)), np.nan, dtype=np.float32)
+    names = pa.array(feature_names, pa.string())
+    offset = 0
+    for chunk in chunks:
+        scatter_map(chunk, names, out, np.arange(offset, offset + len(chunk)))
+        offset += len(chunk)
     return out
-
-
-def _action_mask(column: pa.ChunkedArray, actions: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``(n, A)`` mask of the listed actions, and per flattened entry its action index (-1 if
-    unknown) so aligned lists (``action_probs``) can be scattered the same way."""
-    array = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
-    n = len(array)
-    mask = np.zeros((n, len(actions)), dtype=bool)
-    if n == 0:
-        return mask, np.zeros(0, np.int64)
-    filled = pc.fill_null(array, pa.scalar([], array.type))
-    offsets = filled.offsets.to_numpy(zero_copy_only=False)
-    offsets = offsets - offsets[0]
-    flat = filled.flatten()
-    idx = pc.index_in(flat, value_set=pa.array(actions, pa.string()))
-    idx = np.asarray(pc.fill_null(idx, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    rows = np.repeat(np.arange(n), np.diff(offsets))
-    ok = idx >= 0
-    mask[rows[ok], idx[ok]] = True
-    return mask, idx
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,82 +106,42 @@ class LoggedData:
         table: pa.Table,
         feature_names: list[str] | None = None,
         actions: list[str] | None = None,
+        limits: ReadLimits | None = None,
     ) -> LoggedData:
-        """Densify a timeline table (any row order).
+        """Densify a timeline table already in memory (any row order), sorted by
+        ``(episode_id, step)``.
 
         ``feature_names`` defaults to the sorted union of the keys of ``state`` and
         ``next_state``; ``actions`` to :func:`action_space` of the table. Pass the incumbent's
         lists to evaluate it on new data; an action in the data outside ``actions`` is an error.
+        ``limits`` caps the width (:class:`learner.data.TimelineTooWide`). A table in a Delta
+        table is read with :func:`learner.data.read_logged`, which never holds it whole.
         """
+        # the builder constructs LoggedData, so it is imported here, not at the top
+        from learner.data.dense import DenseBuilder
+
         missing = {"episode_id", "step", "state", "action", "possible_actions"} - set(
             table.column_names
         )
         if missing:
             raise ValueError(f"timeline table: missing columns {sorted(missing)}")
-        if table.num_rows:
+        vocabulary = VocabularyCollector("(in memory)", limits, feature_names, actions)
+        batches = table.to_batches()
+        for batch in batches:
+            vocabulary.add(batch)
+        n = table.num_rows
+        destination = np.empty(n, dtype=np.int64)
+        if n:
             order = pc.sort_indices(
                 table, sort_keys=[("episode_id", "ascending"), ("step", "ascending")]
             )
-            table = table.take(order)
-        if actions is None:
-            actions = action_space(table)
-        else:
-            actions = [str(a) for a in actions]
-            if len(set(actions)) != len(actions):
-                raise ValueError(f"actions: must not repeat an action, got {actions}")
-        if feature_names is None:
-            feature_names = _feature_union(table)
-        else:
-            feature_names = [str(f) for f in feature_names]
-        n = table.num_rows
-
-        possible_mask, flat_idx = _action_mask(table.column("possible_actions"), actions)
-        if flat_idx.size and (flat_idx < 0).any():
-            flat = pc.list_flatten(table.column("possible_actions")).to_numpy(zero_copy_only=False)
-            unknown = sorted(set(flat[flat_idx < 0].tolist()))
-            raise ValueError(f"possible_actions: actions {unknown} are not in the action space")
-        action_idx = pc.index_in(table.column("action"), value_set=pa.array(actions, pa.string()))
-        action_idx = np.asarray(
-            pc.fill_null(action_idx, -1).to_numpy(zero_copy_only=False), dtype=np.int64
-        )
-        if n and (action_idx < 0).any():
-            bad = table.column("action").to_numpy(zero_copy_only=False)[action_idx < 0][0]
-            raise ValueError(f"action={bad!r}: not in the action space {actions}")
-
-        next_possible_mask, _ = _action_mask(table.column("possible_next_actions"), actions)
-        logged_probs = _logged_probs(table, actions, n)
-
-        next_state_col = table.column("next_state")
-        has_next = np.asarray(
-            pc.and_(pc.is_valid(table.column("next_action")), pc.is_valid(next_state_col)).to_numpy(
-                zero_copy_only=False
-            ),
-            dtype=bool,
-        )
-        next_states = densify_states(next_state_col, feature_names)
-        next_states[~has_next] = 0.0
-        terminals = np.asarray(table.column("terminal").to_numpy(zero_copy_only=False), bool)
-
-        return cls(
-            episode_ids=np.asarray(table.column("episode_id").to_pylist(), dtype=object),
-            steps=np.asarray(table.column("step").to_numpy(zero_copy_only=False), np.int64),
-            decision_ids=np.asarray(table.column("decision_id").to_pylist(), dtype=object),
-            states=densify_states(table.column("state"), feature_names),
-            next_states=next_states,
-            actions=action_idx,
-            rewards=np.asarray(table.column("reward").to_numpy(zero_copy_only=False), np.float64),
-            terminals=terminals,
-            has_next=has_next & ~terminals,
-            possible_mask=possible_mask,
-            next_possible_mask=next_possible_mask,
-            propensities=np.asarray(
-                table.column("propensity").to_numpy(zero_copy_only=False), np.float64
-            ),
-            logged_probs=logged_probs,
-            feature_names=list(feature_names),
-            actions_space=list(actions),
-            policy_versions=np.asarray(table.column("policy_version").to_pylist(), dtype=object),
-        )
+            destination[order.to_numpy()] = np.arange(n)
+        builder = DenseBuilder(n, vocabulary.result())
+        offset = 0
+        for batch in batches:
+            builder.fill(batch, destination[offset : offset + batch.num_rows])
+            offset += batch.num_rows
+        return builder.finish()
 
     # -- shape ---------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -222,16 +157,22 @@ class LoggedData:
 
     @property
     def n_episodes(self) -> int:
-        return len(self.episode_slices())
+        """Runs of rows of one episode (the episodes, since an episode's rows are contiguous)."""
+        return len(self._episode_starts())
+
+    def _episode_starts(self) -> np.ndarray:
+        if len(self) == 0:
+            return np.zeros(0, np.int64)
+        ids = self.episode_ids
+        return np.concatenate(([0], np.flatnonzero(ids[1:] != ids[:-1]) + 1))
 
     def episode_slices(self) -> list[tuple[int, int]]:
         """``(start, stop)`` row ranges of each episode, in row order."""
         n = len(self)
         if n == 0:
             return []
-        ids = self.episode_ids
-        change = np.flatnonzero(ids[1:] != ids[:-1]) + 1
-        starts = np.concatenate(([0], change))
+        starts = self._episode_starts()
+        change = starts[1:]
         stops = np.concatenate((change, [n]))
         return list(zip(starts.tolist(), stops.tolist(), strict=True))
 
@@ -241,48 +182,11 @@ class LoggedData:
         n = len(self)
         return n > 0 and self.n_episodes == n
 
-    def subset(self, rows: np.ndarray) -> LoggedData:
-        """The given rows (indices or boolean mask), keeping every array aligned."""
+    def subset(self, rows: np.ndarray | slice) -> LoggedData:
+        """The given rows (indices or boolean mask: copies; a slice: views, no copy), keeping
+        every array aligned."""
         values: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             values[f.name] = value[rows] if isinstance(value, np.ndarray) else list(value)
         return LoggedData(**values)
-
-
-def _feature_union(table: pa.Table) -> list[str]:
-    names: set[str] = set()
-    for column in ("state", "next_state"):
-        if column in table.column_names and table.num_rows:
-            for chunk in table.column(column).chunks:
-                offsets = chunk.offsets.to_numpy(zero_copy_only=False)
-                keys = chunk.keys.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
-                names.update(k for k in pc.unique(keys).to_pylist() if k is not None)
-    return sorted(names)
-
-
-def _logged_probs(table: pa.Table, actions: list[str], n: int) -> np.ndarray:
-    """``action_probs`` scattered onto the action space; NaN rows where the log had none."""
-    out = np.full((n, len(actions)), np.nan, dtype=np.float64)
-    if n == 0 or "action_probs" not in table.column_names:
-        return out
-    probs = table.column("action_probs").combine_chunks()
-    possible = table.column("possible_actions").combine_chunks()
-    present = np.asarray(pc.is_valid(probs).to_numpy(zero_copy_only=False), dtype=bool)
-    if not present.any():
-        return out
-    rows_with = np.flatnonzero(present)
-    probs_p = probs.filter(pa.array(present))
-    possible_p = possible.filter(pa.array(present))
-    _, idx = _action_mask(pa.chunked_array([possible_p]), actions)
-    offsets = possible_p.offsets.to_numpy(zero_copy_only=False)
-    offsets = offsets - offsets[0]
-    values = probs_p.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
-    if len(values) != len(idx):
-        raise ValueError("action_probs: must be aligned with possible_actions (same length)")
-    local_rows = np.repeat(np.arange(len(rows_with)), np.diff(offsets))
-    block = np.zeros((len(rows_with), len(actions)), dtype=np.float64)
-    ok = idx >= 0
-    block[local_rows[ok], idx[ok]] = values[ok]
-    out[rows_with] = block
-    return out

@@ -2,7 +2,9 @@
 
 A learner run must be reproducible and auditable: it reads one table version (the newest when
 none is given) and records that version in its outputs, so the same run can be replayed later
-even though the sessionizer keeps appending.
+even though the sessionizer keeps appending. :func:`load_timeline` holds the whole window in
+memory (for tools and tests); a learner run reads with :func:`learner.data.read_logged`, which
+applies the same windows batch by batch.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from learner.data.files import pin_table
+from learner.data.selection import newest_whole_episodes
 from schemas.tables import TIMELINE_SCHEMA
-from services.delta_tables import open_table, read_table
+from services.delta_tables import read_table
 
 __all__ = ["TimelineSnapshot", "load_timeline"]
 
@@ -55,16 +59,7 @@ def load_timeline(
         raise ValueError(f"window_days={window_days}: must be at least 1")
     if window_rows is not None and window_rows < 1:
         raise ValueError(f"window_rows={window_rows}: must be at least 1")
-    if version is not None and version < 0:
-        raise ValueError(f"version={version}: must be a non-negative table version")
-    delta = open_table(uri)
-    if delta is None:
-        raise FileNotFoundError(f"timeline table {uri!s}: no Delta table there")
-    if version is not None:
-        newest = delta.version()
-        if version > newest:
-            raise ValueError(f"version={version}: the table's newest version is {newest}")
-        delta.load_as_version(version)
+    delta = pin_table(uri, version)
     pinned = delta.version()
     ds_filter = None
     if window_days is not None:
@@ -82,16 +77,11 @@ def load_timeline(
 def _newest_whole_episodes(table: pa.Table, max_rows: int) -> pa.Table:
     """Whole episodes, newest (by last ``ts``) first, while their rows fit in ``max_rows``."""
     grouped = table.group_by("episode_id").aggregate([("ts", "max"), ("ts", "count")])
-    order = pc.sort_indices(
-        grouped, sort_keys=[("ts_max", "descending"), ("episode_id", "ascending")]
+    keep = newest_whole_episodes(
+        grouped.column("episode_id").combine_chunks(),
+        grouped.column("ts_max").cast(pa.int64()).to_numpy(),
+        grouped.column("ts_count").to_numpy(),
+        max_rows,
     )
-    grouped = grouped.take(order)
-    counts = grouped.column("ts_count").to_numpy()
-    keep: list[str] = []
-    total = 0
-    for episode, count in zip(grouped.column("episode_id").to_pylist(), counts, strict=True):
-        if keep and total + int(count) > max_rows:
-            break
-        keep.append(episode)
-        total += int(count)
-    return table.filter(pc.is_in(table.column("episode_id"), value_set=pa.array(keep)))
+    kept = grouped.column("episode_id").filter(pa.array(keep))
+    return table.filter(pc.is_in(table.column("episode_id"), value_set=kept.combine_chunks()))

@@ -352,7 +352,7 @@ def fit_normalizer(
     Missing values (NaN) are ignored for fitting; overrides in ``settings`` win over detection.
     """
     settings = settings or PreprocessingSettings()
-    states = np.asarray(states, dtype=np.float64)
+    states = np.asarray(states)
     if states.ndim != 2 or states.shape[1] != len(feature_names):
         raise ValueError(f"states: shape {states.shape}, expected (n, {len(feature_names)})")
     unknown = sorted((set(settings.overrides) | set(settings.defaults)) - set(feature_names))
@@ -361,5 +361,8 @@ def fit_normalizer(
     if len(states) > settings.sample_size:
         rng = np.random.default_rng(settings.seed)
         states = states[rng.choice(len(states), settings.sample_size, replace=False)]
+    # float64 for fitting, after sampling: a float64 copy of all the train states would be
+    # twice the float32 states the run holds
+    states = np.asarray(states, dtype=np.float64)
     specs = [_fit_feature(n, states[:, i], settings) for i, n in enumerate(feature_names)]
     return Normalizer(specs=specs, clamp=settings.clamp)

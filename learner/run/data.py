@@ -4,20 +4,30 @@ Pinning first is what makes a run reproducible and skippable: everything after r
 Delta version, and a scheduled run whose policy already judged that version has nothing new to
 learn from. The split is by a stable hash of ``episode_id``, so an episode is always on the same
 side and CPE never judges a candidate on episodes it was trained on.
+
+The window is read batch by batch into its dense arrays (:func:`learner.data.read_logged`), with
+the eval episodes placed last, so that the split is two views of those arrays: a run holds its
+data once, not three times (window, train, eval).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from learner.data import LoggedData, load_timeline, split_by_episode
+from learner.data import LoggedData, ReadLimits, SplitRule, read_logged, split_by_episode
 from learner.gate_log import last_logged_table_version
 from learner.run.context import RunContext
 from learner.run.records import PinnedTimeline, RunData, RunResult, Window
 from learner.settings import LearnerSettings
 from services.delta_tables import open_table
 
-__all__ = ["NO_DATA_HINT", "episodes_in", "pin_timeline", "read_window", "shortage", "split"]
+__all__ = [
+    "NO_DATA_HINT",
+    "episodes_in",
+    "load_window",
+    "pin_timeline",
+    "read_window",
+    "shortage",
+    "split",
+]
 
 NO_DATA_HINT = (
     "Run `policyloop sessionize` first (`--until-idle S` for a batch run); rows of ended "
@@ -26,7 +36,8 @@ NO_DATA_HINT = (
 
 
 def episodes_in(data: LoggedData) -> int:
-    return len(np.unique(data.episode_ids.astype(str))) if len(data) else 0
+    """Episodes in ``data`` (its rows of an episode are contiguous: one run per episode)."""
+    return data.n_episodes
 
 
 def pin_timeline(ctx: RunContext, *, force: bool) -> PinnedTimeline | RunResult:
@@ -48,15 +59,30 @@ def pin_timeline(ctx: RunContext, *, force: bool) -> PinnedTimeline | RunResult:
 
 def read_window(ctx: RunContext, timeline: PinnedTimeline) -> Window:
     """The pinned version's rows within ``window_days`` / ``window_rows``, densified."""
-    s = ctx.settings
     ctx.say(f"reading {timeline.uri} at version {timeline.version}")
-    snapshot = load_timeline(
+    return load_window(ctx.settings, timeline)
+
+
+def load_window(settings: LearnerSettings, timeline: PinnedTimeline) -> Window:
+    """:func:`read_window` without the stage line (what the memory benchmark measures).
+
+    Raises :class:`learner.data.TimelineTooWide` when the state keys or the actions exceed
+    ``max_state_features`` / ``max_actions``.
+    """
+    s = settings
+    window = read_logged(
         timeline.uri,
         version=timeline.version,
         window_days=s.window_days,
         window_rows=s.window_rows,
+        limits=ReadLimits(
+            max_state_features=s.max_state_features,
+            max_actions=s.max_actions,
+            batch_rows=s.read_batch_rows,
+        ),
+        eval_last=SplitRule(s.eval_fraction, s.seed),
     )
-    data = LoggedData.from_table(snapshot.table)
+    data = window.data
     return Window(timeline, data, len(data), episodes_in(data))
 
 
