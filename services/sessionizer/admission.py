@@ -3,7 +3,9 @@
 The rules of ``sessionize.py``'s docstring that look at one episode's state: a decision for a
 step already written (``late``), already taken (``duplicate_step``) or past the episode's end
 (``after_episode_end``); a reward past its decision's window or for a written row (``late``); a
-second end (``duplicate_end``) or an end before a written row (``late``). Each ``admit_*``
+second end (``duplicate_end``) or an end before a written row (``late``). An event for a written
+step in an episode that forgot event ids of that step is ``state_limit:event_ids`` instead of
+``late`` (``state_limits.py``: it may be a redelivery). Each ``admit_*``
 function either stores the event in the episode and returns ``True``, or hands it to
 ``reject(reason, detail, item)`` and returns ``False``. Rules that need more than the episode
 (closed episodes, duplicate ``event_id``\\ s, when rows are final) stay in the state machine.
@@ -16,11 +18,23 @@ from collections.abc import Callable
 from typing import Any
 
 from services.sessionizer.episode_state import OpenEpisode, Pending
+from services.sessionizer.state_limits import written_step_reason
 
 __all__ = ["Reject", "admit_decision", "admit_end", "admit_reward"]
 
 #: ``reject(reason, detail, item)``: make ``item`` a dead letter.
 Reject = Callable[[str, str, Pending], None]
+
+_FORGOT = (
+    "; the episode forgot the event ids of that step (max_episode_event_ids), so this may be "
+    "a redelivery it cannot recognise"
+)
+
+
+def _written(ep: OpenEpisode, step: int, detail: str, item: Pending, reject: Reject) -> None:
+    """Reject an event for an already written ``step`` (``late``, or the id cap's reason)."""
+    why = written_step_reason(ep, step)
+    reject(why, detail if why == "late" else detail + _FORGOT, item)
 
 
 def admit_decision(
@@ -30,10 +44,12 @@ def admit_decision(
     ev = item.event
     step = ev["step"]
     if ep.emitted_step is not None and step <= ep.emitted_step:
-        reject(
-            "late",
+        _written(
+            ep,
+            step,
             f"decision step {step} arrived after the row of step {ep.emitted_step} was written",
             item,
+            reject,
         )
         return False
     if step in ep.decisions:
@@ -60,6 +76,7 @@ def admit_decision(
                 pass  # dropping a late reward may change the running sum: check it again
             else:
                 kept.append(reward)
+        ep.pending_rewards -= len(pending) - len(kept)
         ep.rewards[step] = kept
     return True
 
@@ -76,7 +93,7 @@ def admit_reward(
     step = ev["step"]
     decision = ep.decisions.get(step)
     if decision is None and ep.emitted_step is not None and step <= ep.emitted_step:
-        reject("late", f"reward for step {step}: its row is already written", item)
+        _written(ep, step, f"reward for step {step}: its row is already written", item, reject)
         return False
     if decision is not None and ev["ts"] > decision.event["ts"] + window_ms:
         _reject_late_reward(item, decision.event, window_ms, reject)
@@ -84,10 +101,11 @@ def admit_reward(
     stored = ep.rewards.get(step)
     if stored is None:
         ep.rewards[step] = [item]
-        return True
-    if summed and _overflows(stored, item, reject):
+    elif summed and _overflows(stored, item, reject):
         return False
-    stored.append(item)
+    else:
+        stored.append(item)
+    ep.pending_rewards += 1
     return True
 
 

@@ -20,7 +20,7 @@ from services.sessionizer.sink import PartitionBatch
 
 __all__ = ["PartitionWork", "PendingBatch", "SealedBatch"]
 
-_BEHIND_STRETCH = 5  # time batches while a backlog waits, in batch_max_seconds
+_BEHIND_STRETCH = 10  # time batches while a backlog waits, in batch_max_seconds
 _OFFSETS_ONLY_STRETCH = 10  # time batches holding only offsets (no row, no dead letter)
 
 
@@ -47,6 +47,9 @@ class SealedBatch:
     snapshots: dict[int, dict[str, Any]]
     letters: list[tuple[int, DeadLetter]]
     acks: dict[int, list[Any]]
+    #: Per partition, the episodes changed since the previous seal: all an incremental
+    #: checkpoint has to write (``state_changes.py``); the full ``snapshots`` do not need it.
+    changes: dict[int, set[str]] = field(default_factory=dict)
 
 
 class PendingBatch:
@@ -82,6 +85,9 @@ class PendingBatch:
             for (etype, outcome), n in out.events.items():
                 events(self._group, etype, outcome).inc(n)
                 self.events_seen += n
+        if out.limits:
+            for limit, n in out.limits.items():
+                self._metrics.state_limit(self._group, limit).inc(n)
 
     def track_backlog(self, records_waiting: bool, now: float) -> None:
         """Note whether records wait in the topic; :attr:`behind` after a time batch of it.
@@ -97,10 +103,12 @@ class PendingBatch:
         """Time to seal a batch: enough rows, or ``batch_max_seconds`` since the last one.
 
         Every commit also checkpoints every open episode, which while catching up on a
-        backlog (many episodes inside their reward windows) costs as much as the rows. So
-        the time limit is stretched ``_BEHIND_STRETCH`` times while a backlog waits
-        (latency is the backlog's anyway), and ``_OFFSETS_ONLY_STRETCH`` times when the
-        batch would only record offsets (no row, no dead letter: nobody waits for it).
+        backlog (many episodes inside their reward windows) costs as much as the rows: rows
+        become final all through a backlog (the watermark follows its event time), so every
+        time batch carries some. So the time limit is stretched ``_BEHIND_STRETCH`` times
+        while a backlog waits (latency is the backlog's anyway), and
+        ``_OFFSETS_ONLY_STRETCH`` times when the batch would only record offsets (no row, no
+        dead letter: nobody waits for it).
         """
         if self.rows >= self._max_rows:
             return True
@@ -115,7 +123,8 @@ class PendingBatch:
         """Detach what advanced since the last seal (``None``: nothing did).
 
         Each advanced partition gets the next checkpoint number and a snapshot of its state,
-        taken now, so the commit can save it while sessionizing goes on.
+        taken now, so the commit can save it while sessionizing goes on, and the episodes that
+        changed since its previous seal (the ones its snapshot differs in).
         """
         self._sealed_at = time.monotonic()
         advanced = {
@@ -130,13 +139,15 @@ class PendingBatch:
         snapshots: dict[int, dict[str, Any]] = {}
         letters: list[tuple[int, DeadLetter]] = []
         acks: dict[int, list[Any]] = {}
+        changes: dict[int, set[str]] = {}
         for p, part in advanced.items():
             part.checkpoint += 1
             batches.append(PartitionBatch(p, part.last_offset, part.checkpoint, part.rows))
             snapshots[p] = part.sessionizer.snapshot()
+            changes[p] = part.sessionizer.take_changes()
             letters.extend((p, letter) for letter in part.letters)
             acks[p] = part.acks
             part.sealed_offset = part.last_offset
             part.rows, part.letters, part.acks = [], [], []
         self.rows = sum(len(part.rows) for part in self.parts.values())
-        return SealedBatch(advanced, batches, snapshots, letters, acks)
+        return SealedBatch(advanced, batches, snapshots, letters, acks, changes)

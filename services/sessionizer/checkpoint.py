@@ -4,13 +4,18 @@ Why this instead of Faust tables: a changelog topic and a Delta commit cannot be
 without Kafka transactions (which the embedded broker does not offer), so after a ``kill -9`` the
 state and the table could disagree. Here the worker writes partition ``p``'s state as
 checkpoint number ``N`` (one more than the last committed one) to
-``<state_uri>/<group>/<topic>/<p>/<N>.msgpack`` *before* the Delta commit that records ``N``
-(transaction id ``<group>:<topic>:<p>:checkpoint``) next to the last offset processed. Numbers
-rather than offsets name checkpoints because the clock alone can close episodes (rows without
-a new offset): a checkpoint is never overwritten. Whatever the moment of death:
+``<state_uri>/<group>/<topic>/<p>/<N>.g<G>.msgpack`` *before* the Delta commit that records
+``N`` (transaction id ``<group>:<topic>:<p>:checkpoint``) and ``G`` next to the last offset
+processed. Numbers rather than offsets name checkpoints because the clock alone can close
+episodes (rows without a new offset). ``G`` is the writer's generation for the partition
+(``fencing.py``): a worker cut off from the broker may still number a checkpoint ``N`` after
+its successor did, and the generation keeps the two names apart, so no writer ever replaces a
+checkpoint that another one's commit names. Files are created only if absent (``O_EXCL``
+locally; on object stores the name is the writer's alone). Whatever the moment of death:
 
-* before the checkpoint is complete (written to a temporary name, then renamed): nothing
-  changed; the table still names the previous version, whose checkpoint is still there;
+* before the checkpoint is complete: nothing changed; the table still names the previous
+  version, whose checkpoint is still there (a partial file is never named: the commit that
+  would name it comes after the file is complete and synced);
 * after the checkpoint, before the Delta commit: the table names the previous version; the
   new checkpoint is an orphan and is ignored (and later deleted);
 * after the Delta commit: the table names ``N`` and its checkpoint exists.
@@ -19,6 +24,9 @@ So the state loaded on restart is always exactly the state that produced the tab
 to the recorded offset, and the worker resumes at the next offset. Older checkpoints are
 deleted only after a newer one is named by a commit. MessagePack, never pickle: checkpoints
 hold only plain data.
+
+Checkpoints of tables written before generations existed carry no ``.g<G>`` in their name
+(generation ``None``) and are read as such.
 
 Only a checkpoint that does not exist is "none" (the caller then resumes with empty state and
 says so). One that exists but cannot be read (permission, I/O error, object-store timeout) is
@@ -32,13 +40,18 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-import uuid
 from typing import Any
 
 import msgpack
 import pyarrow.fs as pafs
 
-__all__ = ["READ_ATTEMPTS", "READ_RETRY_BACKOFF_S", "CheckpointStore", "CheckpointUnreadableError"]
+__all__ = [
+    "READ_ATTEMPTS",
+    "READ_RETRY_BACKOFF_S",
+    "CheckpointStore",
+    "CheckpointTakenError",
+    "CheckpointUnreadableError",
+]
 
 #: Reads of a checkpoint that exists but fails to read, in all, before giving up.
 READ_ATTEMPTS = 3
@@ -53,6 +66,17 @@ class CheckpointUnreadableError(RuntimeError):
         super().__init__(
             f"state checkpoint {number} of partition {partition} at {path} is unreadable: "
             f"{cause}; refusing to resume with empty episode state"
+        )
+        self.path, self.partition, self.number = path, partition, number
+
+
+class CheckpointTakenError(RuntimeError):
+    """A checkpoint name is taken already: two writers hold one generation of a partition."""
+
+    def __init__(self, path: str, partition: int, number: int) -> None:
+        super().__init__(
+            f"state checkpoint {number} of partition {partition} exists already at {path}: "
+            "another writer claims the same generation of this partition; not overwriting it"
         )
         self.path, self.partition, self.number = path, partition, number
 
@@ -74,35 +98,47 @@ class CheckpointStore:
     def _dir(self, partition: int) -> str:
         return f"{self._root}/{partition}"
 
-    def _path(self, partition: int, number: int) -> str:
-        return f"{self._dir(partition)}/{number:020d}.msgpack"
+    def _path(self, partition: int, number: int, generation: int | None) -> str:
+        writer = "" if generation is None else f".g{generation}"
+        return f"{self._dir(partition)}/{number:020d}{writer}.msgpack"
 
-    def save(self, partition: int, number: int, state: dict[str, Any]) -> None:
-        """Write checkpoint ``number`` of ``partition`` (atomically visible)."""
+    def save(
+        self, partition: int, number: int, state: dict[str, Any], generation: int | None = None
+    ) -> None:
+        """Write checkpoint ``number`` of ``partition`` by the writer of ``generation``, only if
+        no such file exists (:class:`CheckpointTakenError` otherwise), synced before it
+        returns."""
         data = msgpack.packb(state, use_bin_type=True)
-        final = self._path(partition, number)
+        final = self._path(partition, number, generation)
         self._fs.create_dir(self._dir(partition), recursive=True)
         if self._local:
-            tmp = f"{final}.{uuid.uuid4().hex}.tmp"
-            with self._fs.open_output_stream(tmp) as out:
-                out.write(data)
-            fd = os.open(tmp, os.O_RDONLY)
             try:
+                fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                raise CheckpointTakenError(final, partition, number) from None
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, final)
-        else:  # object stores make a single PUT visible atomically
+        else:  # object stores make a single PUT visible atomically; the name is ours alone
+            if self._exists(final):
+                raise CheckpointTakenError(final, partition, number)
             with self._fs.open_output_stream(final) as out:
                 out.write(data)
 
-    def load(self, partition: int, number: int) -> dict[str, Any] | None:
-        """Checkpoint ``number`` of ``partition``, or ``None`` if there is no such file.
+    def load(
+        self, partition: int, number: int, generation: int | None = None
+    ) -> dict[str, Any] | None:
+        """Checkpoint ``number`` of ``partition`` written by the writer of ``generation``, or
+        ``None`` if there is no such file.
 
         Raises :class:`CheckpointUnreadableError` when it cannot be read after
         :data:`READ_ATTEMPTS` tries, or does not decode to a state mapping.
         """
-        path = self._path(partition, number)
+        path = self._path(partition, number, generation)
         data = self._read(path, partition, number)
         if data is None:
             return None
@@ -146,8 +182,17 @@ class CheckpointStore:
             return False
         return bool(info.type == pafs.FileType.NotFound)
 
+    def _exists(self, path: str) -> bool:
+        """The store says ``path`` exists (``False`` when it cannot tell)."""
+        try:
+            info = self._fs.get_file_info(path)
+        except OSError:
+            return False
+        return bool(info.type != pafs.FileType.NotFound)
+
     def prune(self, partition: int, keep_from: int) -> None:
-        """Delete checkpoints (and stray temporaries) numbered before ``keep_from``."""
+        """Delete checkpoints numbered before ``keep_from``, of every writer (and temporaries
+        that older versions left)."""
         selector = pafs.FileSelector(self._dir(partition), allow_not_found=True)
         for info in self._fs.get_file_info(selector):
             name = info.base_name

@@ -4,19 +4,23 @@ For each sealed batch (``batching.py``), in this order (``worker.py``'s docstrin
 docs/architecture.md section 5 say why):
 
 1. dead letters sent to ``<prefix>.dlq`` and flushed;
-2. each advanced partition's state checkpoint saved (``checkpoint.py``);
-3. one Delta append holding the rows and, per partition, its last offset and checkpoint number
-   as transaction versions (``sink.py``);
+2. each advanced partition's state checkpoint saved (``checkpoint.py``), once the table says
+   this worker still owns the partition (``fencing.py``);
+3. one Delta append holding the rows and, per partition, its last offset, checkpoint number
+   and owner generation as transaction versions (``sink.py``);
 4. only then the Faust events acknowledged and the acknowledged offsets committed to Kafka;
    older checkpoints pruned.
 
 At most one commit is in flight and commits happen in order, so sessionizing the next batch
-overlaps the Delta write of the previous one.
+overlaps the Delta write of the previous one. A partition found *fenced* (another worker
+claimed it: this one was cut off from the broker and did not know) is dropped with its
+uncommitted work; its records are not acknowledged, and its new owner resumes from the table.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -27,7 +31,7 @@ from services.sessionizer.batching import PendingBatch, SealedBatch
 from services.sessionizer.checkpoint import CheckpointStore
 from services.sessionizer.dlq import dlq_record
 from services.sessionizer.metrics import SessionizerMetrics
-from services.sessionizer.sink import DeltaSink
+from services.sessionizer.sink import CommitOutcome, DeltaSink
 
 __all__ = ["Committer"]
 
@@ -104,34 +108,49 @@ class Committer:
             for row in b.rows:
                 row["processed_at"] = processed_at
         store, sink, snapshots = self.store, self.sink, sealed.snapshots
-        numbers = {b.partition: b.checkpoint for b in sealed.batches}
+        batches = sealed.batches
 
-        def write() -> tuple[int, list[int], float]:
-            for p, snap in snapshots.items():
-                store.save(p, numbers[p], snap)
-            return sink.commit(sealed.batches)
+        def write() -> CommitOutcome:
+            # Ownership first: a fenced writer saves no checkpoint and commits no row.
+            fenced = sink.fenced(b.partition for b in batches)
+            lost = {f.partition for f in fenced}
+            owned = [b for b in batches if b.partition not in lost]
+            for b in owned:
+                p = b.partition
+                store.save(p, b.checkpoint, snapshots[p], generation=sink.generation(p))
+            outcome = sink.commit(owned)
+            return dataclasses.replace(outcome, fenced=fenced + outcome.fenced)
 
-        rows, lost, _secs = await asyncio.to_thread(write)
+        outcome = await asyncio.to_thread(write)
+        lost = {f.partition for f in outcome.fenced}
         done = self._wall()
         self._metrics.commit_seconds.observe(time.perf_counter() - started)
         done_ms = done * 1000.0
         self._metrics.observe_latencies(
             [
                 max(0.0, done_ms - row["_last_event_ts"]) / 1000.0
-                for b in sealed.batches
+                for b in batches
                 if b.partition not in lost
                 for row in b.rows
             ]
         )
-        self._metrics.rows.inc(rows)
-        self.rows_written += rows
+        self._metrics.rows.inc(outcome.rows)
+        self.rows_written += outcome.rows
+        for f in outcome.fenced:
+            log.warning(
+                "lost ownership of partition %d: the table records generation %s, this "
+                "worker holds %s (another worker took it over); dropping its uncommitted "
+                "work and writing nothing more for it",
+                f.partition,
+                f.recorded,
+                f.held,
+            )
         keep = {}
         parts = self._batch.parts
-        for b in sealed.batches:
+        for b in batches:
             p = b.partition
             part = sealed.parts[p]
             if p in lost:
-                log.warning("partition %d was taken over by another worker; dropping it", p)
                 if parts.get(p) is part:
                     del parts[p]
                 continue

@@ -8,7 +8,8 @@ Record layout (a contract for whoever reads the DLQ):
   record stay together;
 * **headers** (UTF-8): ``reason`` (machine-readable: ``malformed``, ``too_large``,
   ``unsupported_schema_version``, ``invalid:<field>``, ``late``, ``duplicate_step``,
-  ``duplicate_end``, ``after_episode_end``, ``orphan_reward``), ``detail`` (the rule in words,
+  ``duplicate_end``, ``after_episode_end``, ``orphan_reward``, ``state_limit:open_episodes``,
+  ``state_limit:episode_events``, ``state_limit:event_ids``), ``detail`` (the rule in words,
   at most 1000 characters), ``source_topic``, ``source_partition``, ``source_offset``,
   ``event_index`` (position in a batch; empty for a whole record) and ``event_type``.
 

@@ -1,7 +1,8 @@
 """Batch mode's last stretch: say what ``--until-idle`` is waiting for, and for how long.
 
 Why a wait at all: a row is final only once its reward window has closed (a reward may still
-come), and a caught-up worker's clock follows wall time. So a batch run that stops the moment
+come), and once a caught-up partition is quiet, the windows of rows whose successor or end is
+known close on wall time (``watermark.py``, quiet time). So a batch run that stops the moment
 the topic goes quiet leaves every recently ended episode in its checkpoint and writes nothing
 (the first thing a new user would see). Instead the worker waits, at most one reward window
 after the last event, for the rows that can become final; this module tells the person

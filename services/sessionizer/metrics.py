@@ -39,6 +39,13 @@ class SessionizerMetrics:
             ["group", "reason"],
             registry=r,
         ).labels
+        self.state_limit = Counter(
+            "policyloop_sessionizer_state_limit",
+            "State caps hit, by cap (state_limits.py): events turned away at open_episodes or "
+            "episode_events, event ids forgotten at event_ids.",
+            ["group", "limit"],
+            registry=r,
+        ).labels
         self.open_episodes = Gauge(
             "policyloop_sessionizer_open_episodes", "Episodes in memory.", ["group"], registry=r
         ).labels(group)

@@ -1,8 +1,8 @@
 """What a :class:`~services.sessionizer.sessionize.PartitionSessionizer` hands to its worker.
 
 Rows (plain dicts, ``schemas/rows.py``), dead letters for ``<prefix>.dlq`` (``dlq.py`` turns
-them into records), per-outcome event counts for the metrics, and, for batch mode's last
-stretch, what still waits for the clock.
+them into records), per-outcome event counts and state-cap hits for the metrics, and, for batch
+mode's last stretch, what still waits for the clock.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ class Output:
     rows: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     events: Counter[tuple[str, str]] = field(default_factory=Counter)  # (type, outcome) -> n
+    #: State caps hit (``state_limits.py``): cap name -> events turned away or ids forgotten.
+    limits: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)

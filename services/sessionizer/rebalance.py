@@ -2,10 +2,13 @@
 
 * **Revoke.** Before Faust hands partitions to another worker, everything pending is committed
   (and acknowledged), so the next owner starts exactly where this one stopped.
-* **Assign.** For each new partition the table says how far it got (last offset ``V`` and
-  checkpoint number, ``sink.py``); exactly that checkpoint is loaded and ``V + 1`` committed as
-  the group's offset, so Faust's seek, which follows right after its ``on_rebalance_complete``
-  hook, lands on ``V + 1``. Records at or below ``V`` are skipped anyway (``worker.py``).
+* **Assign.** The new partitions are first *claimed* in one Delta commit that raises their
+  owner generation (``fencing.py``): from then on a worker that held them before, cut off from
+  the broker and unaware, can commit nothing more for them. The claim reads how far each got
+  (last offset ``V``, checkpoint number and its writer's generation, ``sink.py``); exactly that
+  checkpoint is loaded and ``V + 1`` committed as the group's offset, so Faust's seek, which
+  follows right after its ``on_rebalance_complete`` hook, lands on ``V + 1``. Records at or
+  below ``V`` are skipped anyway (``worker.py``).
 """
 
 from __future__ import annotations
@@ -75,10 +78,12 @@ class PartitionAssigner:
         assert sink is not None and store is not None
         parts = self._batch.parts
         mine = sorted(tp.partition for tp in consumer.assignment() if tp.topic == self._topic)
-        for p in [p for p in parts if p not in mine]:
+        gone = [p for p in parts if p not in mine]
+        for p in gone:
             parts.pop(p, None)
+        sink.forget(gone)
         new = [p for p in mine if p not in parts]
-        found = await asyncio.to_thread(sink.committed, new)
+        found = await asyncio.to_thread(sink.claim, new)
         positions = {}
         for p in new:
             rec = found[p]
@@ -89,7 +94,9 @@ class PartitionAssigner:
                 continue
             snap = None
             if rec.checkpoint is not None:
-                snap = await asyncio.to_thread(store.load, p, rec.checkpoint)
+                snap = await asyncio.to_thread(
+                    store.load, p, rec.checkpoint, rec.checkpoint_generation
+                )
             if snap is None:
                 log.error(
                     "no state checkpoint %s for partition %d in %s: resuming after offset "
@@ -115,5 +122,11 @@ class PartitionAssigner:
             mine,
             {p: found[p].offset for p in new},
         )
+        if new:
+            log.info(
+                "claimed partitions as writer %s, generations %s",
+                sink.writer,
+                {p: found[p].generation for p in new},
+            )
         self.assigned_once = True
         self.assigned_at = time.monotonic()

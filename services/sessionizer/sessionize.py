@@ -8,49 +8,55 @@ never spans partitions).
 
 Definitions (docs/architecture.md "The timeline table", made precise):
 
-* **Clock.** Time is event time: the partition clock is the largest ``ts`` accepted so far, or
-  the ``now_ms`` handed to :meth:`PartitionSessionizer.advance` when that is later (the worker
-  passes wall time minus a slack once a partition is caught up, so windows close when traffic
-  stops). An event more than ``max_future_skew_ms`` ahead of ``now_ms`` is rejected
-  (``invalid:ts``) so one bad clock cannot close every open episode.
+* **Clock.** Time is event time: the partition's *watermark* is the newest ``ts`` accepted, an
+  event counting at most up to its arrival (the ``now_ms`` handed with its record); an event more
+  than ``max_future_skew_ms`` ahead of its arrival is rejected (``invalid:ts``). Windows and
+  timeouts close on the watermark (:meth:`PartitionSessionizer.expire`, after every fetch);
+  quiet time closes the windows of rows whose successor is known but never times an episode out;
+  :meth:`PartitionSessionizer.advance` is a batch run's end of input. ``watermark.py`` defines
+  all of this and says why.
 * **Reward of a decision** = the reward events with the same (``episode_id``, ``step``) whose
   ``ts`` is at most ``reward_window_ms`` after the decision's ``ts``; aggregated by ``sum`` or
   ``first`` (first to arrive); ``metrics`` the same way. None → ``default_reward``,
   ``reward_count`` 0, ``metrics`` null. A reward may arrive before its decision; it waits.
 * **A row is final** when (a) its successor decision (next ``step`` received) or the episode's
-  end is known and (b) the clock passed ``decision.ts + reward_window_ms`` (with ``first``: or a
-  reward arrived). Decisions may arrive out of order until then: the reward window is also the
-  re-ordering window.
+  end is known and (b) the mark passed ``decision.ts + reward_window_ms`` (with ``first``: or a
+  reward arrived); ``emission.py``. Decisions may arrive out of order until then: the reward
+  window is also the re-ordering window.
 * **Closing.** ``episode_end`` marks the end (``terminal`` true → terminal row, false →
   truncated row); the episode closes once its last row is written. ``episode_timeout_ms`` of
-  clock without an event closes it as truncated, windows or not.
+  watermark without an event closes it as truncated, windows or not.
 * **Late** (dead letter ``late``): a reward past its window or for a row already written, and any
   event of an episode already closed (remembered for ``closed_memory_episodes`` episodes).
-* **Duplicates**: an ``event_id`` already seen in the open episode is ignored and counted
+* **Duplicates**: an ``event_id`` remembered by the open episode is ignored and counted
   (outcome ``duplicate``). A second decision for a (episode, step) with another ``event_id``
   is a dead letter ``duplicate_step``; a second ``episode_end`` ``duplicate_end``; a decision
   after the end ``after_episode_end``; rewards whose decision never came ``orphan_reward``.
+* **Bounded state**: open episodes, events held per episode and remembered ids are capped
+  (``state_limits.py``; dead letters ``state_limit:<cap>``).
 * Malformed records and invalid events go to dead letters with the reasons of
   :class:`schemas.wire.RecordDecodeError` and :class:`schemas.events.EventValidationError`.
   Nothing here raises on input.
 
 State (``episode_state.py``) is exported with :meth:`snapshot` (plain msgpack-able data) and
 rebuilt with :meth:`restore`; the worker checkpoints it next to each Delta commit (see
-``checkpoint.py``). What a row holds, given the events it joins, is ``schemas/rows.py``.
+``checkpoint.py``); :meth:`take_changes` names the episodes changed since the last commit.
+What a row holds, given the events it joins, is ``schemas/rows.py``.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from schemas.events import EventValidationError, validate_event
 from schemas.rows import TimelineRowBuilder
 from schemas.wire import RecordDecodeError, decode_record, encode_event
 from services.sessionizer.admission import admit_decision, admit_end, admit_reward
+from services.sessionizer.config import SessionConfig
+from services.sessionizer.emission import waiting_rows, write_final_rows
 from services.sessionizer.episode_state import (
+    END_STEP,
     OpenEpisode,
     Pending,
     new_pending,
@@ -58,29 +64,18 @@ from services.sessionizer.episode_state import (
     snapshot_state,
 )
 from services.sessionizer.outputs import DeadLetter, Output, Waiting
+from services.sessionizer.state_changes import snapshot_changes
+from services.sessionizer.state_limits import (
+    EPISODE_EVENTS,
+    EVENT_IDS,
+    OPEN_EPISODES,
+    forget_event_ids,
+    held_events,
+    reason,
+)
+from services.sessionizer.watermark import DeadlineQueue, quiet_mark
 
 __all__ = ["PartitionSessionizer", "SessionConfig"]
-
-
-@dataclass(frozen=True)
-class SessionConfig:
-    """The rules' parameters, in milliseconds (see the module docstring)."""
-
-    reward_window_ms: int = 60_000
-    aggregation: Literal["sum", "first"] = "sum"
-    default_reward: float = 0.0
-    episode_timeout_ms: int = 600_000
-    closed_memory_episodes: int = 100_000
-    max_future_skew_ms: int = 300_000
-
-    def __post_init__(self) -> None:
-        if self.aggregation not in ("sum", "first"):
-            raise ValueError(f"aggregation={self.aggregation!r}: must be 'sum' or 'first'")
-        if self.reward_window_ms < 0:
-            raise ValueError(f"reward_window_ms={self.reward_window_ms}: must be >= 0")
-        if self.episode_timeout_ms <= 0:
-            raise ValueError(f"episode_timeout_ms={self.episode_timeout_ms}: must be > 0")
-
 
 _ACCEPTED = {t: (t, "accepted") for t in ("decision", "reward", "episode_end")}
 
@@ -91,19 +86,30 @@ class PartitionSessionizer:
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
         self._first = config.aggregation == "first"
-        self.clock = -1
-        self._episodes: OrderedDict[str, OpenEpisode] = OrderedDict()
+        #: The partition's watermark: event time in ms (``watermark.py``); -1 before any event.
+        self.watermark = -1
+        self._last_arrival = -1  # wall time of the newest record: quiet time starts after it
+        self._episodes: OrderedDict[str, OpenEpisode] = OrderedDict()  # least recent first
         self._closed: OrderedDict[str, int] = OrderedDict()
-        # (reward window end, sequence number, episode id): when to look at an episode again.
-        self._deadlines: list[tuple[int, int, str]] = []
-        self._seq = 0
+        self._deadlines = DeadlineQueue()
+        # Read once per event, so kept as plain attributes (the hot path).
+        self._push_deadline = self._deadlines.push
+        self._parked = self._deadlines.parked
+        self._window = config.reward_window_ms
+        self._max_open = config.max_open_episodes
+        self._max_held = config.max_episode_events
+        self._max_ids = config.max_episode_event_ids
+        self._changed: set[str] = set()  # episodes changed since the last take_changes
         self._out = Output()
         self._rows = TimelineRowBuilder(config.aggregation, config.default_reward)
         self._reject_item = self._reject  # bound once: handed to the admit_* rules per event
 
     # ------------------------------------------------------------------ input
     def process_record(self, value: bytes | None, offset: int, now_ms: int) -> None:
-        """Decode, validate and apply one Kafka record value. Never raises on bad input."""
+        """Decode, validate and apply one Kafka record value, read at wall time ``now_ms``.
+        Never raises on bad input."""
+        if now_ms > self._last_arrival:
+            self._last_arrival = now_ms
         try:
             events = decode_record(value)
         except RecordDecodeError as err:
@@ -138,7 +144,7 @@ class PartitionSessionizer:
             return repr(event).encode("utf-8", "replace")
 
     def apply(self, event: dict[str, Any], offset: int, index: int | None, now_ms: int) -> None:
-        """Apply one already validated event."""
+        """Apply one already validated event that arrived at wall time ``now_ms``."""
         etype = event["type"]
         episode_id = event["episode_id"]
         ts = event["ts"]
@@ -148,20 +154,35 @@ class PartitionSessionizer:
             return
         episode = self._episodes.get(episode_id)
         if episode is None:
+            if len(self._episodes) >= self._max_open:
+                detail = (
+                    f"{len(self._episodes)} episodes are open in this partition "
+                    f"(max_open_episodes={self._max_open}); episode {episode_id!r} is not opened"
+                )
+                self._limit(OPEN_EPISODES, detail, Pending(offset, index, event))
+                return
             episode = self._episodes[episode_id] = OpenEpisode()
         else:
             self._episodes.move_to_end(episode_id)
         event_id = event["event_id"]
-        if event_id in episode.event_ids:
+        ids = episode.event_ids
+        if event_id in ids:
             self._out.events[(etype, "duplicate")] += 1
             return
         item = new_pending((offset, index, event))
-        window = self.config.reward_window_ms
+        cap = self._max_held
+        if len(ids) >= cap and held_events(episode) >= cap:  # ids include every held event
+            detail = (
+                f"episode {episode_id!r} holds {cap} events not yet written "
+                f"(max_episode_events={cap})"
+            )
+            self._limit(EPISODE_EVENTS, detail, item)
+            return
+        window = self._window
         if etype == "decision":
             ok = admit_decision(episode, item, window, self._reject_item, not self._first)
             if ok:  # look at the episode again when the decision's reward window ends
-                self._seq += 1
-                heapq.heappush(self._deadlines, (ts + window, self._seq, episode_id))
+                self._push_deadline(ts + window, episode_id)
         elif etype == "reward":
             ok = admit_reward(episode, item, window, self._reject_item, not self._first)
         else:
@@ -175,100 +196,95 @@ class PartitionSessionizer:
             ):
                 del self._episodes[episode_id]
             return
-        episode.event_ids.add(event_id)
+        ids[event_id] = END_STEP if etype == "episode_end" else event["step"]
+        if len(ids) > self._max_ids:
+            forgotten = forget_event_ids(episode, self._max_ids)
+            if forgotten:
+                self._out.limits[EVENT_IDS] += forgotten
         counts = self._out.events
         key = _ACCEPTED[etype]
         counts[key] = counts.get(key, 0) + 1
         if ts > episode.last_ts:
             episode.last_ts = ts
-        if ts > self.clock:
-            self.clock = ts
-        self._emit_ready(episode_id, episode, False, now_ms)
+        if ts > self.watermark:  # event time, counted at most up to its arrival (watermark.py)
+            self.watermark = ts if ts <= now_ms else max(self.watermark, now_ms)
+        self._changed.add(episode_id)
+        if self._parked and etype != "reward":  # may complete a row quiet time found waiting
+            self._deadlines.unpark(episode_id)
+        self._emit_ready(episode_id, episode, False, now_ms, self.watermark)
 
     # ------------------------------------------------------------------ clock
+    def expire(self, idle_now_ms: int | None = None) -> None:
+        """Write what the watermark made final or timed out (the worker calls this after every
+        fetch and tick); with ``idle_now_ms`` (wall time minus the slack, for a caught-up
+        partition) also close, on quiet time, the windows of rows whose successor is known."""
+        mark = quiet_mark(self.watermark, idle_now_ms, self._last_arrival)
+        self._close_due(mark, mark)
+        self._time_out(self.watermark, mark)
+
     def advance(self, now_ms: int) -> None:
-        """Move the clock to ``now_ms`` (if later) and write what became final or timed out."""
-        if now_ms > self.clock:
-            self.clock = now_ms
-        clock = self.clock
+        """End of input (a batch run's end): close the windows and time out the episodes that
+        are due as of ``now_ms``, without moving the watermark (a later run's replay is still
+        judged on event time)."""
+        mark = max(self.watermark, now_ms)
+        self._close_due(mark, now_ms)
+        self._time_out(mark, now_ms)
+
+    def _close_due(self, mark: int, now_ms: int) -> None:
+        """Look again at the episodes whose windows end at or before ``mark``."""
+        episodes = self._episodes
         deadlines = self._deadlines
-        while deadlines and deadlines[0][0] <= clock:
-            _, _, episode_id = heapq.heappop(deadlines)
-            episode = self._episodes.get(episode_id)
-            if episode is not None:
-                self._emit_ready(episode_id, episode, False, now_ms)
+        window = self.config.reward_window_ms
+        for due, episode_id in deadlines.pop_due(mark):
+            episode = episodes.get(episode_id)
+            if episode is None:
+                continue
+            self._emit_ready(episode_id, episode, False, now_ms, mark)
+            pending = episode.decisions
+            if pending and episode_id in episodes:
+                earliest = pending[min(pending)].event["ts"] + window
+                if earliest <= mark:  # due, but waits for its successor or end
+                    deadlines.park(episode_id, min(due, earliest))
+
+    def _time_out(self, mark: int, now_ms: int) -> None:
+        """Close, as truncated, the episodes ``episode_timeout_ms`` of ``mark`` without events."""
         timeout = self.config.episode_timeout_ms
         while self._episodes:
             episode_id, episode = next(iter(self._episodes.items()))
-            if clock - episode.last_ts < timeout:
+            if mark - episode.last_ts < timeout:
                 break
-            self._emit_ready(episode_id, episode, True, now_ms)
+            self._emit_ready(episode_id, episode, True, now_ms, mark)
 
     def waiting(self, include_open: bool = False) -> Waiting:
-        """Rows that can still become final by the clock alone, and episodes not ended.
-
-        A row can become final by the clock when its successor decision or the episode's end
-        is known (see the module docstring); with ``include_open`` every pending decision
-        counts, as :meth:`close_open` would write them all. Walks every open episode: for
-        batch mode's last stretch, not for every record.
-        """
-        rows, deadline, open_episodes = 0, -1, 0
-        window = self.config.reward_window_ms
-        for ep in self._episodes.values():
-            if ep.end is None:
-                open_episodes += 1
-            if not ep.decisions:
-                continue
-            steps = ep.decisions
-            if ep.end is None and not include_open:
-                last = max(steps)
-                counted = [s for s in steps if s != last]
-            else:
-                counted = list(steps)
-            for step in counted:
-                rows += 1
-                due = steps[step].event["ts"] + window
-                if due > deadline:
-                    deadline = due
-        return Waiting(rows, deadline, open_episodes)
+        """Rows that can still become final by the clock alone, and episodes not ended
+        (``emission.waiting_rows``; walks every open episode: for batch mode's last stretch)."""
+        return waiting_rows(self._episodes.values(), self.config.reward_window_ms, include_open)
 
     def close_open(self, now_ms: int) -> None:
         """Close every open episode now, as truncated where it did not end (batch mode's
         ``--close-open-episodes``); later events of these episodes are ``late``."""
         self.advance(now_ms)
         for episode_id, episode in list(self._episodes.items()):
-            self._emit_ready(episode_id, episode, True, now_ms)
+            self._emit_ready(episode_id, episode, True, now_ms, max(self.watermark, now_ms))
 
     # ------------------------------------------------------------------ output
-    def _emit_ready(self, episode_id: str, ep: OpenEpisode, force: bool, now_ms: int) -> None:
-        """Write the episode's final rows in step order; close it when nothing is left."""
-        if ep.decisions:
+    def _emit_ready(
+        self, episode_id: str, ep: OpenEpisode, force: bool, now_ms: int, mark: int
+    ) -> None:
+        """Write the episode's rows final at ``mark`` in step order; close it when nothing is
+        left."""
+        pending = ep.decisions
+        if pending:
             window = self.config.reward_window_ms
-            first = self._first
-            clock = self.clock
-            if not force:  # fast exit: the earliest pending row is not final yet
-                step0 = min(ep.decisions)
-                if clock < ep.decisions[step0].event["ts"] + window and not (
-                    first and ep.rewards.get(step0)
+            if not force:  # fast exit, once per event: the earliest pending row is not final
+                step0 = min(pending)
+                if mark < pending[step0].event["ts"] + window and not (
+                    self._first and ep.rewards.get(step0)
                 ):
                     return
-            steps = sorted(ep.decisions)
-            end = ep.end
-            end_last = end.event.get("last_step") if end is not None else None
-            for i, step in enumerate(steps):
-                decision = ep.decisions[step].event
-                rewards = ep.rewards.get(step)
-                if not force and clock < decision["ts"] + window and not (first and rewards):
-                    break
-                if i + 1 < len(steps):
-                    nxt = ep.decisions[steps[i + 1]].event
-                elif force or (end is not None and (end_last is None or end_last == step)):
-                    nxt = None
-                else:
-                    break
-                self._write_row(ep, decision, rewards, nxt, force, now_ms)
-                del ep.decisions[step]
-                ep.rewards.pop(step, None)
+            out = self._out.rows
+            if write_final_rows(ep, mark, force, window, self._first, self._rows, now_ms, out):
+                self._changed.add(episode_id)
         if ep.decisions or not (force or ep.end is not None):
             return
         # closed: whatever rewards remain had no decision
@@ -280,51 +296,18 @@ class PartitionSessionizer:
                     item,
                 )
         del self._episodes[episode_id]
+        self._deadlines.forget(episode_id)
+        self._changed.add(episode_id)
         limit = self.config.closed_memory_episodes
         if limit:
-            self._closed[episode_id] = self.clock
+            self._closed[episode_id] = self.watermark
             while len(self._closed) > limit:
                 self._closed.popitem(last=False)
 
-    def _write_row(
-        self,
-        ep: OpenEpisode,
-        d: dict[str, Any],
-        rewards: list[Pending] | None,
-        nxt: dict[str, Any] | None,
-        force: bool,
-        now_ms: int,
-    ) -> None:
-        """Append the row of decision ``d`` (``schemas.rows``) with its ``_last_event_ts``."""
-        step = d["step"]
-        if ep.first_step is None:
-            ep.first_step = step
-        last_ts = d["ts"]
-        reward_events = None
-        if rewards:
-            reward_events = [r.event for r in rewards]
-            for r in reward_events:
-                if r["ts"] > last_ts:
-                    last_ts = r["ts"]
-        end = None if ep.end is None else ep.end.event
-        terminal = False
-        if nxt is not None:
-            if nxt["ts"] > last_ts:
-                last_ts = nxt["ts"]
-        elif end is not None:
-            # A forced close (timeout, close_open) before the announced last step truncates.
-            terminal = end["terminal"] is True and not (
-                force and end.get("last_step") not in (None, step)
-            )
-            if end["ts"] > last_ts:
-                last_ts = end["ts"]
-        row = self._rows.row(
-            d, reward_events, nxt, ep.emitted_count, ep.first_step, terminal, now_ms
-        )
-        row["_last_event_ts"] = last_ts
-        ep.emitted_step = step
-        ep.emitted_count += 1
-        self._out.rows.append(row)
+    def _limit(self, limit: str, detail: str, item: Pending) -> None:
+        """Turn an event away at a state cap: counted, and a dead letter ``state_limit:*``."""
+        self._out.limits[limit] += 1
+        self._reject(reason(limit), detail, item)
 
     def _reject(self, reason: str, detail: str, item: Pending) -> None:
         """Make an accepted (valid) event a dead letter, re-encoded alone."""
@@ -351,18 +334,30 @@ class PartitionSessionizer:
     # ------------------------------------------------------------------ state
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain data (msgpack-able); pending output is NOT included."""
-        return snapshot_state(self.clock, self._episodes, self._closed)
+        return snapshot_state(self.watermark, self._episodes, self._closed)
+
+    def take_changes(self) -> set[str]:
+        """The episodes opened, changed or closed since the last call (forgotten here): what an
+        incremental checkpoint must write (``state_changes.py``); the rest is unchanged."""
+        changed, self._changed = self._changed, set()
+        return changed
+
+    def snapshot_changes(self, changed: set[str]) -> dict[str, Any]:
+        """The state of the ``changed`` episodes (from :meth:`take_changes`) as a changes
+        record: :func:`~services.sessionizer.state_changes.merge_changes` applies it to the
+        previous snapshot."""
+        return snapshot_changes(self.watermark, self._episodes, self._closed, changed)
 
     def restore(self, snap: dict[str, Any]) -> None:
         """Replace the state with a :meth:`snapshot` (``episode_state.py``: its format)."""
         state = restore_state(snap)
-        self.clock = state.clock
+        self.watermark = state.clock
         self._episodes = state.episodes
         self._closed = state.closed
-        self._deadlines = []
+        self._changed = set()
         window = self.config.reward_window_ms
-        for episode_id, ep in state.episodes.items():
-            for pending in ep.decisions.values():
-                self._seq += 1
-                self._deadlines.append((pending.event["ts"] + window, self._seq, episode_id))
-        heapq.heapify(self._deadlines)
+        self._deadlines.reset(
+            (pending.event["ts"] + window, episode_id)
+            for episode_id, ep in state.episodes.items()
+            for pending in ep.decisions.values()
+        )

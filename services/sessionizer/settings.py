@@ -16,7 +16,7 @@ __all__ = ["SessionizerSettings"]
 
 
 class SessionizerSettings(BaseModel):
-    """Windows, timeouts, sink batching and where the worker keeps its state."""
+    """Windows, timeouts, state caps, sink batching and where the worker keeps its state."""
 
     state_uri: str | None = Field(
         default=None,
@@ -35,13 +35,40 @@ class SessionizerSettings(BaseModel):
     idle_clock_slack_s: float = Field(
         default=2.0,
         ge=0,
-        description="A caught-up partition's event clock follows wall time minus this slack, "
-        "so windows and timeouts still close when no new events arrive.",
+        description="Quiet time: once a caught-up partition has read no record for this long, "
+        "rows whose successor or end is known close their reward windows on wall time minus "
+        "this slack, so rows are written when traffic stops. Quiet time never times out an "
+        "episode (a producer outage looks the same); a batch run's end closes both.",
     )
     closed_memory_episodes: int = Field(
         default=100_000,
         ge=0,
         description="How many recently closed episodes are remembered to tell late events.",
+    )
+    max_future_skew_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="An event stamped further ahead of the worker's wall clock is a dead letter "
+        "(invalid:ts); nearer ones move the partition's watermark only up to their arrival.",
+    )
+    max_open_episodes: int = Field(
+        default=100_000,
+        ge=1,
+        description="Open episodes per partition; an event opening one more is a dead letter "
+        "(state_limit:open_episodes).",
+    )
+    max_episode_events: int = Field(
+        default=10_000,
+        ge=1,
+        description="Events one open episode may hold (pending decisions and rewards, its end); "
+        "one more is a dead letter (state_limit:episode_events).",
+    )
+    max_episode_event_ids: int = Field(
+        default=20_000,
+        ge=1,
+        description="Event ids one open episode remembers to ignore redeliveries; beyond it the "
+        "oldest ids of written events are forgotten (a later event for such a step is a dead "
+        "letter state_limit:event_ids instead of late).",
     )
     batch_max_rows: int = Field(
         default=100_000,

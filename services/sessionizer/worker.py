@@ -13,14 +13,16 @@ done*: the Delta table is the truth (``sink.py``), so this module drives Faust l
   during a rebalance, those of an older generation. Harmless here: the group offset is only
   advisory and is re-aligned with the table on every assignment, see below.)
 * **Resume where the table says.** ``app.on_rebalance_complete`` (awaited by Faust before it
-  seeks the assigned partitions to their committed offsets) reads each new partition's recorded
-  offset ``V`` and checkpoint number back from the table, loads that checkpoint and commits
-  ``V + 1`` as the group's offset, so Faust's seek lands on ``V + 1``. Records at or below the
-  recorded offset are skipped anyway (belt and braces), so (``episode_id``, ``step``) stays
-  unique however the worker dies. Faust has no public call that commits *given* offsets
-  (``app.consumer.commit()`` commits acknowledged ones only) and no hook after its own seek,
-  so this one step uses the transport-level ``Consumer._commit`` (faust-streaming 0.15.3),
-  behind ``rebalance.commit_group_offsets``.
+  seeks the assigned partitions to their committed offsets) claims each new partition in the
+  table (``fencing.py``: a worker cut off from the broker that still believes it owns one can
+  then commit nothing more for it), reads its recorded offset ``V`` and checkpoint number back
+  from the table, loads that checkpoint and commits ``V + 1`` as the group's offset, so
+  Faust's seek lands on ``V + 1``. Records at or below the recorded offset are skipped anyway
+  (belt and braces), so (``episode_id``, ``step``) stays unique however the worker dies.
+  Faust has no public call that commits *given* offsets (``app.consumer.commit()`` commits
+  acknowledged ones only) and no hook after its own seek, so this one step uses the
+  transport-level ``Consumer._commit`` (faust-streaming 0.15.3), behind
+  ``rebalance.commit_group_offsets``.
 * **Flush before revoke.** ``app.on_partitions_revoked`` commits everything pending to Delta
   (and acknowledges it) before the partitions go; ``stream_wait_empty`` is off because Faust
   would otherwise wait for acknowledgements that only this hook produces.
@@ -85,6 +87,10 @@ def session_config(settings: SessionizerSettings) -> SessionConfig:
         default_reward=settings.default_reward,
         episode_timeout_ms=round(settings.episode_timeout_s * 1000),
         closed_memory_episodes=settings.closed_memory_episodes,
+        max_future_skew_ms=round(settings.max_future_skew_s * 1000),
+        max_open_episodes=settings.max_open_episodes,
+        max_episode_events=settings.max_episode_events,
+        max_episode_event_ids=settings.max_episode_event_ids,
     )
 
 
@@ -314,7 +320,8 @@ class SessionizerWorker:
         return False
 
     def _advance_all(self, final: bool) -> None:
-        """Advance caught-up partitions' clocks and move their output into the pending batch."""
+        """Close what each partition's watermark made due (caught-up partitions: quiet time too;
+        ``final``: a batch run's end of input) and move their output into the pending batch."""
         consumer = self._app.consumer if self._app is not None else None
         now_ms = int(self._wall() * 1000)
         wall_clock_ms = now_ms - int(self.settings.idle_clock_slack_s * 1000)
@@ -330,8 +337,11 @@ class SessionizerWorker:
                 self.metrics.lag(self.group, str(p)).set(max(0, lag))
                 if lag > 0:
                     waiting += lag
-            if final or (high is not None and part.last_offset + 1 >= high):
+            if final:
                 part.sessionizer.advance(wall_clock_ms)
+            else:
+                caught_up = high is not None and part.last_offset + 1 >= high
+                part.sessionizer.expire(wall_clock_ms if caught_up else None)
             if final and self.close_open_at_exit:
                 part.sessionizer.close_open(wall_clock_ms)
             batch.collect(part)

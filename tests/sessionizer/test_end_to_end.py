@@ -42,11 +42,16 @@ def test_a_second_run_over_the_same_topic_adds_nothing(kafka, tmp_path):
     cmd = worker_command(kafka, table_uri, until_idle=2)
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr[-3000:]
-    version = open_table(str(table_uri)).version()
+    before = open_table(str(table_uri))
+    version, files = before.version(), set(before.file_uris())
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stderr[-3000:]
     assert table_rows(table_uri) == expected_rows(episodes)
-    assert open_table(str(table_uri)).version() == version
+    after = open_table(str(table_uri))
+    assert set(after.file_uris()) == files  # no data file written
+    # the second worker's claim on its partitions is the only commit (see fencing.py)
+    operations = [c.get("policyloop.operation") for c in after.history(after.version() - version)]
+    assert operations == ["claim"] * (after.version() - version) and operations
 
 
 def test_sigterm_stops_a_foreground_worker_cleanly_and_a_later_run_completes_the_table(

@@ -1,0 +1,337 @@
+"""A zombie writer: a worker cut off from the broker keeps running after its partitions moved.
+
+Workers A and B share the partitions, and A holds open episodes, when the network in front of
+the broker is cut for A alone (B and the test's logger stay connected). Past A's session
+timeout the group gives A's partitions to B, which resumes from the table. A does not know:
+its clock goes on, its episodes time out and it tries to commit them (its Delta table is
+local, so nothing stops the write but the sessionizer itself). Then the episodes' last steps
+arrive, B writes them, A comes back, and the table must hold exactly one correct row per
+logged decision.
+
+The cut goes through :class:`tests.sdk.tcp_proxy.TcpProxy`, narrowed to one process: a Kafka
+client reconnects to the address the broker advertises, so every worker talks through the same
+proxy port, and only the connections of A's process are closed and refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.broker.embedded import find_free_port, metadata_ready, resolve_binary
+from services.kafka_settings import KafkaSettings
+from services.kafka_topics import ensure_topics
+from services.sdk import DecisionLogger
+from services.sdk.settings import SdkSettings
+from tests.sdk.tcp_proxy import TcpProxy
+from tests.sessionizer.workload import (
+    Episode,
+    expected_rows,
+    start_worker,
+    table_rows,
+    worker_command,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+#: Event-time seconds without an event after which worker A closes an episode as truncated:
+#: long enough that B has taken A's partitions by then (the session timeout of 4 s and a
+#: rebalance after the cut), short enough for a quick test.
+ZOMBIE_EPISODE_TIMEOUT_S = 18.0
+ALL_PARTITIONS = {0, 1, 2, 3}
+
+
+def _socket_ports(pid: int) -> set[int]:
+    """Local ports of the TCP sockets that process ``pid`` holds (Linux ``/proc``)."""
+    inodes = set()
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:  # the process is gone
+        return set()
+    for fd in fds:
+        try:
+            link = os.readlink(f"{fd_dir}/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+class _RefusingListener:
+    """A listening socket whose ``accept`` closes the connections that ``refuse`` names."""
+
+    def __init__(self, listener: socket.socket, refuse: Callable[[int], bool]) -> None:
+        self._listener = listener
+        self._refuse = refuse
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        while True:
+            client, peer = self._listener.accept()
+            if not self._refuse(peer[1]):
+                return client, peer
+            client.close()
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+class ProcessCutProxy(TcpProxy):
+    """A :class:`TcpProxy` that cuts one process off while every other client stays connected."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self._cut_pids: set[int] = set()
+        super().__init__(target)
+
+    def _accept(self) -> None:
+        self._listener = _RefusingListener(self._listener, self._from_cut_process)  # type: ignore[assignment]
+        super()._accept()
+
+    def _from_cut_process(self, port: int) -> bool:
+        return any(port in _socket_ports(pid) for pid in set(self._cut_pids))
+
+    def cut_process(self, pid: int) -> None:
+        """Close ``pid``'s connections through the proxy and refuse its new ones."""
+        with self._lock:
+            self._cut_pids.add(pid)
+            ports = _socket_ports(pid)
+            for sock in list(self._sockets):
+                try:
+                    peer_port = sock.getpeername()[1]
+                except OSError:
+                    continue
+                if peer_port in ports:
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def restore_process(self, pid: int) -> None:
+        with self._lock:
+            self._cut_pids.discard(pid)
+
+
+@pytest.fixture
+def cuttable_broker(tmp_path: Path) -> Iterator[tuple[ProcessCutProxy, KafkaSettings]]:
+    """A private Tansu that advertises the proxy's address, so every client goes through it."""
+    port = find_free_port()
+    proxy = ProcessCutProxy(("127.0.0.1", port))
+    log_file = (tmp_path / "tansu.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            resolve_binary(),
+            "broker",
+            "--listener-url",
+            f"tcp://127.0.0.1:{port}",
+            "--advertised-listener-url",
+            f"tcp://127.0.0.1:{proxy.port}",
+        ],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not metadata_ready("127.0.0.1", port, timeout=0.5):
+            assert time.monotonic() < deadline, "the private broker did not start"
+            time.sleep(0.05)
+        kafka = KafkaSettings(
+            bootstrap_servers=f"127.0.0.1:{proxy.port}", topic_prefix="zombie", partitions=4
+        )
+        ensure_topics(kafka)
+        yield proxy, kafka
+    finally:
+        proxy.close()
+        proc.terminate()
+        proc.wait(10)
+        log_file.close()
+
+
+def _episodes(n: int) -> list[Episode]:
+    """Episodes of three steps, so that each can be split across the cut (steps 0-1 | 2)."""
+    return [
+        Episode(f"z{i}", 3, {s: [float((i + s) % 5 - 2)] for s in range(3)}, i % 3 != 0)
+        for i in range(n)
+    ]
+
+
+def _log_steps(
+    kafka: KafkaSettings, episodes: list[Episode], steps: range, spool: Path, *, end: bool
+) -> None:
+    """Log ``steps`` of every episode (decisions as ``workload.log_episodes`` logs them, each
+    with its rewards), then with ``end`` the episodes' ends."""
+    with DecisionLogger(kafka=kafka, settings=SdkSettings(spool_dir=str(spool))) as logger:
+        for i, ep in enumerate(episodes):
+            for s in steps:
+                probs = [0.5, 0.25, 0.25] if s % 3 == 1 else None
+                logger.decision(
+                    ep.episode_id,
+                    s,
+                    {"x": float(s), "i": float(i)},
+                    s % 3,
+                    [0, 1, 2],
+                    0.25,
+                    "v1",
+                    action_probs=probs,
+                )
+                for value in ep.rewards.get(s, []):
+                    logger.reward(ep.episode_id, s, value)
+            if end:
+                logger.end_episode(ep.episode_id, ep.terminal)
+        logger.flush(60)
+
+
+def _assignments(log_path: Path) -> list[set[int]]:
+    """Every partition assignment the worker logging to ``log_path`` reported, in order."""
+    text = log_path.read_text() if log_path.exists() else ""
+    found = re.findall(r"sessionizer: assigned partitions \[([\d, ]*)\]", text)
+    return [{int(p) for p in f.split(",") if p.strip()} for f in found]
+
+
+def _wait_until(
+    condition: Callable[[], bool],
+    what: str,
+    workers: tuple[subprocess.Popen, ...],
+    timeout: float = 60.0,
+) -> None:
+    """Wait for ``condition``; fail at once if one of ``workers`` exits meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        assert all(w.poll() is None for w in workers), f"a worker exited before: {what}"
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+def _rows_in(table_uri: Path) -> int:
+    try:
+        return len(table_rows(table_uri))
+    except AssertionError:  # no table yet
+        return 0
+
+
+def _wait_for_rows(table_uri: Path, rows: int, timeout: float) -> None:
+    """Wait until the table holds ``rows`` rows, or ``timeout`` passed (the caller compares)."""
+    deadline = time.monotonic() + timeout
+    while _rows_in(table_uri) < rows and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen, grace_s: float = 30.0) -> int:
+    """SIGTERM, then SIGKILL if the process has not exited within ``grace_s``."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(timeout=30)
+
+
+def _split(a_log: Path, b_log: Path) -> bool:
+    """Both workers' latest assignments divide the partitions between them."""
+    a, b = _assignments(a_log)[-1:], _assignments(b_log)[-1:]
+    return bool(a and b and a[0] and b[0]) and a[0] | b[0] == ALL_PARTITIONS and not a[0] & b[0]
+
+
+def _cut_off_once_step_0_is_written(
+    proxy: ProcessCutProxy,
+    kafka: KafkaSettings,
+    episodes: list[Episode],
+    tmp_path: Path,
+    a: subprocess.Popen,
+    b: subprocess.Popen,
+) -> float:
+    """A and B share the partitions; steps 0 and 1 are logged and the rows of step 0 written
+    (step 1 waits for its successor); then A is cut off until B owns every partition. Returns
+    when the steps were logged (monotonic seconds)."""
+    a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
+    _wait_until(lambda: _split(a_log, b_log), "A and B share the partitions", (a, b))
+    _log_steps(kafka, episodes, range(2), tmp_path / "spool", end=False)
+    logged_at = time.monotonic()
+    table_uri = tmp_path / "timeline"
+    _wait_until(lambda: _rows_in(table_uri) == len(episodes), "the rows of step 0", (a, b))
+    proxy.cut_process(a.pid)
+    _wait_until(lambda: _assignments(b_log)[-1] == ALL_PARTITIONS, "B took A's partitions", (a, b))
+    return logged_at
+
+
+def test_a_worker_cut_off_past_its_session_timeout_does_not_write_over_its_successor(
+    cuttable_broker, tmp_path
+):
+    proxy, kafka = cuttable_broker
+    episodes = _episodes(80)
+    table_uri = tmp_path / "timeline"
+    a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
+    zombie_flags = ["--episode-timeout", str(ZOMBIE_EPISODE_TIMEOUT_S)]
+    a = start_worker(worker_command(kafka, table_uri, extra=zombie_flags), a_log)
+    b = start_worker(worker_command(kafka, table_uri), b_log)
+    try:
+        logged_at = _cut_off_once_step_0_is_written(proxy, kafka, episodes, tmp_path, a, b)
+        took_over_in = time.monotonic() - logged_at
+        assert took_over_in < ZOMBIE_EPISODE_TIMEOUT_S - 3, (
+            f"B took over {took_over_in:.1f}s after the events: A's episodes may have timed "
+            "out while A still owned them, so this run does not test a zombie"
+        )
+        # A's clock goes on: its episodes time out and it tries to commit them.
+        time.sleep(max(0.0, ZOMBIE_EPISODE_TIMEOUT_S + 3 - (time.monotonic() - logged_at)))
+        assert a.poll() is None, "A stopped while cut off: no zombie"
+
+        _log_steps(kafka, episodes, range(2, 3), tmp_path / "spool", end=True)
+        cut_off_assignments = len(_assignments(a_log))
+        proxy.restore_process(a.pid)
+        _wait_until(
+            lambda: len(_assignments(a_log)) > cut_off_assignments and _split(a_log, b_log),
+            "A rejoined the group and got partitions back",
+            (a, b),
+            timeout=90,
+        )
+        # The last rows wait out their reward window (0.5 s) before they are written.
+        _wait_for_rows(table_uri, 3 * len(episodes), timeout=20.0)
+    finally:
+        for proc in (a, b):
+            _stop(proc)
+
+    assert table_rows(table_uri) == expected_rows(episodes)
+    zombie = a_log.read_text()
+    assert "lost ownership" in zombie, "A never tried to write after B took its partitions"
+
+
+def test_a_worker_stopped_while_cut_off_flushes_nothing_over_its_successor(
+    cuttable_broker, tmp_path
+):
+    proxy, kafka = cuttable_broker
+    episodes = _episodes(80)
+    table_uri = tmp_path / "timeline"
+    a_log = tmp_path / "a.log"
+    # At exit A closes its open episodes as truncated and commits them: its last write.
+    closing_flags = ["--until-idle", "3600", "--close-open-episodes"]
+    a = start_worker(worker_command(kafka, table_uri, extra=closing_flags), a_log)
+    b = start_worker(worker_command(kafka, table_uri), tmp_path / "b.log")
+    try:
+        _cut_off_once_step_0_is_written(proxy, kafka, episodes, tmp_path, a, b)
+        # A flushes at once; then its Faust shutdown waits for the broker it cannot reach.
+        _stop(a, grace_s=5.0)
+        _log_steps(kafka, episodes, range(2, 3), tmp_path / "spool", end=True)
+        _wait_for_rows(table_uri, 3 * len(episodes), timeout=20.0)
+    finally:
+        for proc in (a, b):
+            _stop(proc)
+
+    assert table_rows(table_uri) == expected_rows(episodes)
+    zombie = a_log.read_text()
+    assert "lost ownership" in zombie, "A never tried to write after B took its partitions"
