@@ -51,10 +51,33 @@ def pin_timeline(ctx: RunContext, *, force: bool) -> PinnedTimeline | RunResult:
     version = delta.version()
     s = ctx.settings
     last = last_logged_table_version(s.gate_log_uri, s.policy_name, uri)
-    if last is not None and last == version and not force:
-        sentence = f"Skipped: no new data since the last run (timeline version {version})."
+    if last is not None and not force and not _data_changed(uri, last, version):
+        since = "" if last == version else f"; versions {last + 1}-{version} added no rows"
+        sentence = f"Skipped: no new data since the last run (timeline version {last}{since})."
         return RunResult(ctx.run_id, "skipped", sentence, [sentence], uri, version)
     return PinnedTimeline(uri, version)
+
+
+def _data_changed(uri: str, last: int, version: int) -> bool:
+    """Whether the table's data files differ between ``last`` and ``version``.
+
+    A version number alone is not enough: each sessionizer start or rebalance claims its
+    partitions with a commit that holds no rows (the zombie fence), and a retrain on identical
+    data would be wasted. A version that can no longer be read (vacuumed log, a table replaced
+    under the same URI) counts as changed.
+    """
+    if last == version:
+        return False
+    if last > version:
+        return True
+    try:
+        before = open_table(uri, version=last)
+        now = open_table(uri, version=version)
+    except Exception:  # unreadable history (vacuumed log): judge it changed and train
+        return True
+    if before is None or now is None:
+        return True
+    return set(before.file_uris()) != set(now.file_uris())
 
 
 def read_window(ctx: RunContext, timeline: PinnedTimeline) -> Window:

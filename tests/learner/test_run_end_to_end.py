@@ -115,6 +115,18 @@ def home_with_v1(tmp_path):
     return settings
 
 
+def test_a_sessionizer_claim_without_rows_is_not_new_data(home_with_v1, tmp_path):
+    """Each sessionizer start claims its partitions with a commit that holds no rows."""
+    from services.sessionizer.sink import DeltaSink
+
+    timeline = str(tmp_path / "timeline")
+    DeltaSink(timeline, "group", "events").claim([0, 1])
+    again = run_once(home_with_v1, timeline)
+    assert again.status == "skipped", again.sentence
+    assert "added no rows" in again.sentence
+    assert len(read_gate_log(home_with_v1.gate_log_uri)) == 1
+
+
 def test_new_data_with_an_equally_good_incumbent_is_rejected_and_current_kept(
     home_with_v1, tmp_path
 ):
