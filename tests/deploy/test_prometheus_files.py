@@ -41,7 +41,9 @@ def test_scrape_config_passes_promtool_check_config(promtool, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_rollout_alerts_fire_on_regression_and_on_a_refused_version(promtool):
+def test_alerts_fire_as_rules_test_yml_expects(promtool):
+    """Rollout regression, refused versions, lost or quarantined SDK events, spool write
+    failures and sessionizer state caps: each alert fires when it should and only then."""
     result = subprocess.run(
         [promtool, "test", "rules", str(DEPLOY / "rules_test.yml")],
         capture_output=True,
