@@ -23,7 +23,7 @@ def test_alert_rules_pass_promtool_check_rules(promtool):
         [promtool, "check", "rules", str(DEPLOY / "rules.yml")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 7 rules found" in result.stdout
+    assert "SUCCESS: 11 rules found" in result.stdout
 
 
 def test_scrape_config_passes_promtool_check_config(promtool, tmp_path):
