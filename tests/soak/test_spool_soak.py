@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.soak]
 def test_two_offline_then_two_online_processes_send_every_event_exactly_once(
     kafka: KafkaSettings, tmp_path: Path
 ) -> None:
-    """Issue 13's reproduction as written: 2 × 20,000 spooled offline, then 2 × 5,000 online."""
+    """Issue 13's reproduction as written: 2 x 20,000 spooled offline, then 2 x 5,000 online."""
     spool = tmp_path / "spool"
     nowhere = _nowhere(kafka)
     _run_together([_config(nowhere, spool, f"off{k}", 20_000, close_timeout=0.5) for k in (1, 2)])
