@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.sessionizer.checkpoint_chain import ChainPolicy, CheckpointChain, CheckpointRecord
 from services.sessionizer.metrics import SessionizerMetrics
 from services.sessionizer.outputs import DeadLetter
 from services.sessionizer.sessionize import PartitionSessionizer
@@ -36,6 +37,8 @@ class PartitionWork:
     rows: list[dict[str, Any]] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
     acks: list[Any] = field(default_factory=list)  # Faust events awaiting their Delta commit
+    #: The chain of its committed checkpoints (new: the next checkpoint is a base).
+    chain: CheckpointChain = field(default_factory=CheckpointChain)
 
 
 @dataclass
@@ -44,11 +47,13 @@ class SealedBatch:
 
     parts: dict[int, PartitionWork]
     batches: list[PartitionBatch]
-    snapshots: dict[int, dict[str, Any]]
+    #: Per partition, its checkpoint, taken at the seal: the full state or the changes since
+    #: the previous one (``checkpoint_chain.py``).
+    checkpoints: dict[int, CheckpointRecord]
     letters: list[tuple[int, DeadLetter]]
     acks: dict[int, list[Any]]
     #: Per partition, the episodes changed since the previous seal: all an incremental
-    #: checkpoint has to write (``state_changes.py``); the full ``snapshots`` do not need it.
+    #: checkpoint has to write (``state_changes.py``).
     changes: dict[int, set[str]] = field(default_factory=dict)
 
 
@@ -67,6 +72,7 @@ class PendingBatch:
         self.behind = False
         self._max_rows = settings.batch_max_rows
         self._max_seconds = settings.batch_max_seconds
+        self._chain_policy = ChainPolicy.of(settings)
         self._metrics = metrics
         self._group = group
         self._sealed_at = time.monotonic()
@@ -102,13 +108,13 @@ class PendingBatch:
     def due(self) -> bool:
         """Time to seal a batch: enough rows, or ``batch_max_seconds`` since the last one.
 
-        Every commit also checkpoints every open episode, which while catching up on a
-        backlog (many episodes inside their reward windows) costs as much as the rows: rows
-        become final all through a backlog (the watermark follows its event time), so every
-        time batch carries some. So the time limit is stretched ``_BEHIND_STRETCH`` times
-        while a backlog waits (latency is the backlog's anyway), and
-        ``_OFFSETS_ONLY_STRETCH`` times when the batch would only record offsets (no row, no
-        dead letter: nobody waits for it).
+        Every commit also checkpoints the episodes it changed, which while catching up on a
+        backlog (most open episodes get events, so bases come often: ``checkpoint_chain.py``)
+        costs about as much as the rows: rows become final all through a backlog (the
+        watermark follows its event time), so every time batch carries some. So the time
+        limit is stretched ``_BEHIND_STRETCH`` times while a backlog waits (latency is the
+        backlog's anyway), and ``_OFFSETS_ONLY_STRETCH`` times when the batch would only record
+        offsets (no row, no dead letter: nobody waits for it).
         """
         if self.rows >= self._max_rows:
             return True
@@ -122,9 +128,9 @@ class PendingBatch:
     def seal(self) -> SealedBatch | None:
         """Detach what advanced since the last seal (``None``: nothing did).
 
-        Each advanced partition gets the next checkpoint number and a snapshot of its state,
-        taken now, so the commit can save it while sessionizing goes on, and the episodes that
-        changed since its previous seal (the ones its snapshot differs in).
+        Each advanced partition gets the next checkpoint number and its checkpoint, taken now
+        so the commit can save it while sessionizing goes on: its full state or the episodes
+        that changed since its previous seal (``checkpoint_chain.py``).
         """
         self._sealed_at = time.monotonic()
         advanced = {
@@ -136,18 +142,20 @@ class PendingBatch:
             # Acks of re-delivered records already in the table may still be pending.
             return None
         batches: list[PartitionBatch] = []
-        snapshots: dict[int, dict[str, Any]] = {}
+        checkpoints: dict[int, CheckpointRecord] = {}
         letters: list[tuple[int, DeadLetter]] = []
         acks: dict[int, list[Any]] = {}
         changes: dict[int, set[str]] = {}
         for p, part in advanced.items():
             part.checkpoint += 1
             batches.append(PartitionBatch(p, part.last_offset, part.checkpoint, part.rows))
-            snapshots[p] = part.sessionizer.snapshot()
             changes[p] = part.sessionizer.take_changes()
+            checkpoints[p] = part.chain.record(
+                part.checkpoint, part.sessionizer, changes[p], self._chain_policy
+            )
             letters.extend((p, letter) for letter in part.letters)
             acks[p] = part.acks
             part.sealed_offset = part.last_offset
             part.rows, part.letters, part.acks = [], [], []
         self.rows = sum(len(part.rows) for part in self.parts.values())
-        return SealedBatch(advanced, batches, snapshots, letters, acks, changes)
+        return SealedBatch(advanced, batches, checkpoints, letters, acks, changes)

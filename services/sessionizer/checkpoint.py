@@ -28,6 +28,11 @@ hold only plain data.
 Checkpoints of tables written before generations existed carry no ``.g<G>`` in their name
 (generation ``None``) and are read as such.
 
+A checkpoint file holds either the partition's full state (a *base*) or only the changes since
+the previous checkpoint, chained to a base of the same writer (``checkpoint_chain.py`` decides
+which and names the base inside the file; ``checkpoint_load.py`` reads a chain back). This
+store only writes, reads and deletes files: it does not look inside them.
+
 Only a checkpoint that does not exist is "none" (the caller then resumes with empty state and
 says so). One that exists but cannot be read (permission, I/O error, object-store timeout) is
 read again :data:`READ_ATTEMPTS` times in all, then :class:`CheckpointUnreadableError` stops
@@ -98,18 +103,19 @@ class CheckpointStore:
     def _dir(self, partition: int) -> str:
         return f"{self._root}/{partition}"
 
-    def _path(self, partition: int, number: int, generation: int | None) -> str:
+    def path(self, partition: int, number: int, generation: int | None = None) -> str:
+        """Where checkpoint ``number`` of ``partition`` by the writer of ``generation`` lives."""
         writer = "" if generation is None else f".g{generation}"
         return f"{self._dir(partition)}/{number:020d}{writer}.msgpack"
 
     def save(
         self, partition: int, number: int, state: dict[str, Any], generation: int | None = None
-    ) -> None:
+    ) -> int:
         """Write checkpoint ``number`` of ``partition`` by the writer of ``generation``, only if
         no such file exists (:class:`CheckpointTakenError` otherwise), synced before it
-        returns."""
+        returns. Returns the bytes written (the chain's size is judged on them)."""
         data = msgpack.packb(state, use_bin_type=True)
-        final = self._path(partition, number, generation)
+        final = self.path(partition, number, generation)
         self._fs.create_dir(self._dir(partition), recursive=True)
         if self._local:
             try:
@@ -128,6 +134,7 @@ class CheckpointStore:
                 raise CheckpointTakenError(final, partition, number)
             with self._fs.open_output_stream(final) as out:
                 out.write(data)
+        return len(data)
 
     def load(
         self, partition: int, number: int, generation: int | None = None
@@ -138,7 +145,7 @@ class CheckpointStore:
         Raises :class:`CheckpointUnreadableError` when it cannot be read after
         :data:`READ_ATTEMPTS` tries, or does not decode to a state mapping.
         """
-        path = self._path(partition, number, generation)
+        path = self.path(partition, number, generation)
         data = self._read(path, partition, number)
         if data is None:
             return None
@@ -192,7 +199,8 @@ class CheckpointStore:
 
     def prune(self, partition: int, keep_from: int) -> None:
         """Delete checkpoints numbered before ``keep_from``, of every writer (and temporaries
-        that older versions left)."""
+        that older versions left). The caller passes the base of the committed checkpoint's
+        chain: every file the committed checkpoint depends on is numbered from there on."""
         selector = pafs.FileSelector(self._dir(partition), allow_not_found=True)
         for info in self._fs.get_file_info(selector):
             name = info.base_name

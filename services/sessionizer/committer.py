@@ -4,17 +4,20 @@ For each sealed batch (``batching.py``), in this order (``worker.py``'s docstrin
 docs/architecture.md section 5 say why):
 
 1. dead letters sent to ``<prefix>.dlq`` and flushed;
-2. each advanced partition's state checkpoint saved (``checkpoint.py``), once the table says
-   this worker still owns the partition (``fencing.py``);
+2. each advanced partition's state checkpoint saved (``checkpoint.py``): its full state or
+   the changes since its previous one (``checkpoint_chain.py``), once the table says this
+   worker still owns the partition (``fencing.py``);
 3. one Delta append holding the rows and, per partition, its last offset, checkpoint number
    and owner generation as transaction versions (``sink.py``);
 4. only then the Faust events acknowledged and the acknowledged offsets committed to Kafka;
-   older checkpoints pruned.
+   once a new base is committed, the checkpoints before it pruned (none that the committed
+   checkpoint's chain needs).
 
 At most one commit is in flight and commits happen in order, so sessionizing the next batch
 overlaps the Delta write of the previous one. A partition found *fenced* (another worker
 claimed it: this one was cut off from the broker and did not know) is dropped with its
 uncommitted work; its records are not acknowledged, and its new owner resumes from the table.
+It is logged and counted (``policyloop_sessionizer_fenced_partitions_total``).
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ class Committer:
         self.sink: DeltaSink | None = None
         self.store: CheckpointStore | None = None
         self._inflight: asyncio.Future[None] | None = None
+        self._pruned: dict[int, int] = {}  # partition -> base its checkpoints were pruned to
         #: Rows committed to the table so far.
         self.rows_written = 0
 
@@ -107,8 +111,9 @@ class Committer:
         for b in sealed.batches:
             for row in b.rows:
                 row["processed_at"] = processed_at
-        store, sink, snapshots = self.store, self.sink, sealed.snapshots
+        store, sink, checkpoints = self.store, self.sink, sealed.checkpoints
         batches = sealed.batches
+        saved: dict[int, int] = {}  # partition -> bytes of its checkpoint file
 
         def write() -> CommitOutcome:
             # Ownership first: a fenced writer saves no checkpoint and commits no row.
@@ -117,7 +122,8 @@ class Committer:
             owned = [b for b in batches if b.partition not in lost]
             for b in owned:
                 p = b.partition
-                store.save(p, b.checkpoint, snapshots[p], generation=sink.generation(p))
+                record = checkpoints[p]
+                saved[p] = store.save(p, record.number, record.data, sink.generation(p))
             outcome = sink.commit(owned)
             return dataclasses.replace(outcome, fenced=fenced + outcome.fenced)
 
@@ -136,6 +142,8 @@ class Committer:
         )
         self._metrics.rows.inc(outcome.rows)
         self.rows_written += outcome.rows
+        if outcome.fenced:
+            self._metrics.fenced_partitions.inc(len(outcome.fenced))
         for f in outcome.fenced:
             log.warning(
                 "lost ownership of partition %d: the table records generation %s, this "
@@ -145,7 +153,7 @@ class Committer:
                 f.recorded,
                 f.held,
             )
-        keep = {}
+        committed, prune = 0, {}
         parts = self._batch.parts
         for b in batches:
             p = b.partition
@@ -153,19 +161,28 @@ class Committer:
             if p in lost:
                 if parts.get(p) is part:
                     del parts[p]
+                self._pruned.pop(p, None)
                 continue
+            committed += 1
             part.committed = b.last_offset
+            record = checkpoints[p]
+            part.chain.committed(record, saved[p])
             for event in sealed.acks[p]:
                 event.ack()
-            keep[p] = b.checkpoint
-        if keep:
+            if self._pruned.get(p) != record.base:
+                prune[p] = record.base
+        if committed:
             try:
                 await app.consumer.commit()
             except Exception as exc:  # the table stays the truth
                 log.warning("Kafka offset commit failed (%r); the Delta table has them", exc)
-            await asyncio.to_thread(self._prune, keep)
+        if prune:
+            await asyncio.to_thread(self._prune, prune)
 
     def _prune(self, keep: dict[int, int]) -> None:
+        """Delete each partition's checkpoints numbered before the base of its committed chain
+        (the files the committed checkpoint depends on start there); once per base."""
         assert self.store is not None
-        for p, number in keep.items():
-            self.store.prune(p, number)
+        for p, base in keep.items():
+            self.store.prune(p, base)
+            self._pruned[p] = base

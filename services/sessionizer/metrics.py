@@ -46,6 +46,13 @@ class SessionizerMetrics:
             ["group", "limit"],
             registry=r,
         ).labels
+        self.fenced_partitions = Counter(
+            "policyloop_sessionizer_fenced_partitions",
+            "Partitions this worker found it had lost when it went to commit them: another "
+            "worker claimed them (fencing.py), and their uncommitted work was dropped.",
+            ["group"],
+            registry=r,
+        ).labels(group)
         self.open_episodes = Gauge(
             "policyloop_sessionizer_open_episodes", "Episodes in memory.", ["group"], registry=r
         ).labels(group)

@@ -6,9 +6,11 @@
   owner generation (``fencing.py``): from then on a worker that held them before, cut off from
   the broker and unaware, can commit nothing more for them. The claim reads how far each got
   (last offset ``V``, checkpoint number and its writer's generation, ``sink.py``); exactly that
-  checkpoint is loaded and ``V + 1`` committed as the group's offset, so Faust's seek, which
-  follows right after its ``on_rebalance_complete`` hook, lands on ``V + 1``. Records at or
-  below ``V`` are skipped anyway (``worker.py``).
+  checkpoint is loaded (with the chain it ends, ``checkpoint_load.py``) and ``V + 1`` committed
+  as the group's offset, so Faust's seek, which follows right after its
+  ``on_rebalance_complete`` hook, lands on ``V + 1``. Records at or below ``V`` are skipped
+  anyway (``worker.py``). A partition's first checkpoint after its claim is written in full
+  (``checkpoint_chain.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from faust.types import TP
 
 from services.sessionizer.batching import PartitionWork, PendingBatch
+from services.sessionizer.checkpoint_load import load_state
 from services.sessionizer.committer import Committer
 from services.sessionizer.sessionize import PartitionSessionizer, SessionConfig
 
@@ -95,7 +98,7 @@ class PartitionAssigner:
             snap = None
             if rec.checkpoint is not None:
                 snap = await asyncio.to_thread(
-                    store.load, p, rec.checkpoint, rec.checkpoint_generation
+                    load_state, store, p, rec.checkpoint, rec.checkpoint_generation
                 )
             if snap is None:
                 log.error(

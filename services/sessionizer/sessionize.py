@@ -164,6 +164,7 @@ class PartitionSessionizer:
             episode = self._episodes[episode_id] = OpenEpisode()
         else:
             self._episodes.move_to_end(episode_id)
+            self._changed.add(episode_id)  # its place in the order is state (incremental ckpt)
         event_id = event["event_id"]
         ids = episode.event_ids
         if event_id in ids:

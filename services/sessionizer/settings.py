@@ -73,10 +73,25 @@ class SessionizerSettings(BaseModel):
     batch_max_rows: int = Field(
         default=100_000,
         ge=1,
-        description="Rows per Delta commit at most. Each commit also checkpoints every open "
-        "episode, so fewer, larger commits pay off while catching up on a backlog.",
+        description="Rows per Delta commit at most. Each commit also checkpoints the episodes "
+        "it changed (most of them while catching up on a backlog), so fewer, larger commits "
+        "pay off then.",
     )
     batch_max_seconds: float = Field(default=2.0, gt=0)
+    checkpoint_base_every: int = Field(
+        default=50,
+        ge=1,
+        description="A partition's checkpoint holds its full state (a base) at least every this "
+        "many commits; in between only the episodes that changed are written, chained to the "
+        "base. A restart reads at most this many files; 1 writes every checkpoint in full.",
+    )
+    checkpoint_chain_share: float = Field(
+        default=1.0,
+        ge=0,
+        description="A base is also written once the changes chained to the current one add up "
+        "to this share of its bytes, so a restart reads at most about 1 + share full "
+        "checkpoints' worth; 0 writes every checkpoint in full.",
+    )
     fetch_max_records: int = Field(default=500, ge=1)
     rebalance_timeout_s: float = Field(
         default=10.0,

@@ -5,25 +5,50 @@ Why: a full snapshot (``episode_state.snapshot_state``) rewrites every open epis
 episodes do not change. ``PartitionSessionizer.take_changes`` names the episodes that did
 (opened, given an event, had rows written, closed), and the worker hands them to each commit
 (``SealedBatch.changes``). :func:`snapshot_changes` turns them into a *changes* record;
-:func:`merge_changes` applies one to the state it followed, giving exactly the snapshot that a
-full checkpoint would have held, except for the order of the open episodes (changed ones move
-to the back; the order only decides which episode the timeout scan looks at first).
+:func:`merge_chain` applies records, in order, to the full snapshot they follow and gives
+exactly the snapshot a full checkpoint would have held. Chaining records to a base on disk is
+``checkpoint_chain.py``'s; reading a chain back is ``checkpoint_load.py``'s.
 
-A changes record is plain msgpack-able data: ``{"v": 1, "changes": True, "clock": ...,
-"episodes": [entries of changed episodes still open], "removed": [changed episodes no longer
-open], "closed_ids": [...], "closed_at": [...] (those among them now remembered as closed),
-"forgot_through": {...}}``. Writing, chaining and compacting them is ``checkpoint.py``'s.
+A changes record is plain msgpack-able data::
+
+    {"v": "changes-1", "clock": ..., "episodes": [entries of changed episodes still open],
+     "moved": n, "removed": [changed episodes no longer open], "closed_ids": [...],
+     "closed_at": [...] (those of them now remembered as closed, in closing order),
+     "closed_count": len(closed memory), "forgot_through": {...}}
+
+``v`` is not a snapshot version on purpose: a reader that knows only full snapshots refuses a
+changes record (``restore_state`` raises) instead of restoring it as a partial state.
+
+**Order of the open episodes.** The sessionizer keeps them least recent first and its timeout
+scan stops at the first one not timed out, so the order is state too. An episode moves to the
+back when an event reaches it, so the episodes moved since the last commit form a suffix of
+the order. The last ``moved`` entries are the longest suffix of the order whose episodes all
+changed: they go to the back in that order. The other entries changed in place (rows written,
+no event) and keep their position. This is exact as long as every episode the sessionizer moves
+is also one it names as changed (an event it accepts); an episode moved by an event it ignores
+(a redelivered duplicate, a rejected event) keeps its earlier place in the merged state.
+
+The closed memory is trimmed, oldest first, to ``closed_count`` (the writer's own length of it),
+so the merge does not depend on the reader's ``closed_memory_episodes``.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from services.sessionizer.episode_state import SNAPSHOT_VERSION, OpenEpisode, episode_entries
 
-__all__ = ["merge_changes", "snapshot_changes"]
+__all__ = ["CHANGES_VERSION", "is_changes", "merge_chain", "merge_changes", "snapshot_changes"]
+
+#: The ``v`` of a changes record (never a snapshot version: see the module docstring).
+CHANGES_VERSION = "changes-1"
+
+
+def is_changes(record: dict[str, Any]) -> bool:
+    """``record`` is a changes record (not a full snapshot)."""
+    return record.get("v") == CHANGES_VERSION
 
 
 def snapshot_changes(
@@ -32,23 +57,40 @@ def snapshot_changes(
     closed: OrderedDict[str, int],
     changed: Iterable[str],
 ) -> dict[str, Any]:
-    """The changes record of the episodes ``changed`` since the previous checkpoint."""
+    """The changes record of the episodes ``changed`` since the previous checkpoint.
+
+    Walks the changed episodes only (and the back of the order and of the closed memory),
+    never every open episode: that is the point of it.
+    """
     changed = set(changed)
-    entries, forgot = episode_entries(
-        (episode_id, ep) for episode_id, ep in episodes.items() if episode_id in changed
-    )
-    gone = [episode_id for episode_id in changed if episode_id not in episodes]
-    now_closed = _newly_closed(closed, {episode_id for episode_id in gone if episode_id in closed})
+    moved = _changed_suffix(episodes, changed)
+    at_back = set(moved)
+    in_place = sorted(e for e in changed if e in episodes and e not in at_back)
+    entries, forgot = episode_entries((e, episodes[e]) for e in [*in_place, *moved])
+    gone = sorted(e for e in changed if e not in episodes)
+    now_closed = _newly_closed(closed, {e for e in gone if e in closed})
     return {
-        "v": SNAPSHOT_VERSION,
-        "changes": True,
+        "v": CHANGES_VERSION,
         "clock": clock,
         "episodes": entries,
+        "moved": len(moved),
         "removed": gone,
         "closed_ids": now_closed,
-        "closed_at": [closed[episode_id] for episode_id in now_closed],
+        "closed_at": [closed[e] for e in now_closed],
+        "closed_count": len(closed),
         "forgot_through": forgot,
     }
+
+
+def _changed_suffix(episodes: OrderedDict[str, OpenEpisode], changed: set[str]) -> list[str]:
+    """The longest suffix of the order whose episodes all changed, in order."""
+    suffix: list[str] = []
+    for episode_id in reversed(episodes):
+        if episode_id not in changed:
+            break
+        suffix.append(episode_id)
+    suffix.reverse()
+    return suffix
 
 
 def _newly_closed(closed: OrderedDict[str, int], ids: set[str]) -> list[str]:
@@ -64,30 +106,51 @@ def _newly_closed(closed: OrderedDict[str, int], ids: set[str]) -> list[str]:
     return found
 
 
-def merge_changes(
-    snap: dict[str, Any], changes: dict[str, Any], closed_memory_episodes: int
-) -> dict[str, Any]:
-    """The full snapshot after ``changes`` (a :func:`snapshot_changes` record) on ``snap``.
+def merge_changes(snap: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """The full snapshot after one changes record on ``snap`` (:func:`merge_chain` of one)."""
+    return merge_chain(snap, [changes])
 
-    ``closed_memory_episodes`` trims the closed memory as the sessionizer does (oldest first).
+
+def merge_chain(base: dict[str, Any], records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The full snapshot after ``records`` (:func:`snapshot_changes` records, in commit order)
+    on the full snapshot ``base``.
+
+    One pass over the base and each record: a restart reading a long chain does not rebuild
+    the open episodes once per record. Raises ``ValueError`` on a record that is not one.
     """
-    if not changes.get("changes") or changes.get("v") != SNAPSHOT_VERSION:
-        raise ValueError("not a changes record of snapshot version 1")
-    touched = {entry[0] for entry in changes["episodes"]} | set(changes["removed"])
-    episodes = [entry for entry in snap["episodes"] if entry[0] not in touched]
-    episodes.extend(changes["episodes"])
-    closed = OrderedDict(zip(snap["closed_ids"], snap["closed_at"], strict=True))
-    for episode_id, at in zip(changes["closed_ids"], changes["closed_at"], strict=True):
-        closed.pop(episode_id, None)
-        closed[episode_id] = at
-    while len(closed) > closed_memory_episodes:
-        closed.popitem(last=False)
-    forgot = {k: v for k, v in (snap.get("forgot_through") or {}).items() if k not in touched}
-    forgot.update(changes.get("forgot_through") or {})
+    episodes: OrderedDict[str, Any] = OrderedDict((entry[0], entry) for entry in base["episodes"])
+    if "closed_ids" in base:
+        closed = OrderedDict(zip(base["closed_ids"], base["closed_at"], strict=True))
+    else:  # snapshots written before the flat form
+        closed = OrderedDict((k, v) for k, v in base["closed"])
+    forgot: dict[str, int] = dict(base.get("forgot_through") or {})
+    clock = base["clock"]
+    for record in records:
+        if not is_changes(record):
+            raise ValueError(f"not a changes record (v={record.get('v')!r})")
+        entries = record["episodes"]
+        for episode_id in record["removed"]:
+            episodes.pop(episode_id, None)
+            forgot.pop(episode_id, None)
+        split = len(entries) - record["moved"]
+        for entry in entries[:split]:  # changed in place: keeps its position
+            episodes[entry[0]] = entry
+            forgot.pop(entry[0], None)
+        for entry in entries[split:]:  # moved to the back, in order
+            episodes.pop(entry[0], None)
+            episodes[entry[0]] = entry
+            forgot.pop(entry[0], None)
+        forgot.update(record["forgot_through"])
+        for episode_id, at in zip(record["closed_ids"], record["closed_at"], strict=True):
+            closed.pop(episode_id, None)
+            closed[episode_id] = at
+        while len(closed) > record["closed_count"]:
+            closed.popitem(last=False)
+        clock = record["clock"]
     merged: dict[str, Any] = {
         "v": SNAPSHOT_VERSION,
-        "clock": changes["clock"],
-        "episodes": episodes,
+        "clock": clock,
+        "episodes": list(episodes.values()),
         "closed_ids": list(closed),
         "closed_at": list(closed.values()),
     }

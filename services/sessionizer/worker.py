@@ -33,14 +33,14 @@ done*: the Delta table is the truth (``sink.py``), so this module drives Faust l
   Delta commit as the rows and offsets (``checkpoint.py``); on assignment exactly the
   checkpoint that produced the table's rows is loaded.
 
-Batches: every ``batch_max_rows`` rows or ``batch_max_seconds`` (stretched while a backlog
-waits or when only offsets moved, see ``PendingBatch.due``) the pending work is *sealed*
-(rows, dead letters, offsets, a state snapshot, the events to acknowledge) and committed in the
-background in this order: dead letters sent to ``<prefix>.dlq`` and flushed; checkpoints saved;
-one Delta append with each partition's last offset and checkpoint number as transaction
-versions; events acknowledged and offsets committed to Kafka. At most one commit is in flight
-and commits happen in order, so consuming and sessionizing the next batch overlaps the Delta
-write of the previous one.
+Batches: every ``batch_max_rows`` rows or ``batch_max_seconds`` (stretched while a backlog waits
+or when only offsets moved, see ``PendingBatch.due``) the pending work is *sealed* (rows, dead
+letters, offsets, the state checkpoint -- full, or the changes since the last --, the events to
+acknowledge) and committed in the background in this order: dead letters sent to
+``<prefix>.dlq`` and flushed; checkpoints saved; one Delta append with each partition's last
+offset and checkpoint number as transaction versions; events acknowledged and offsets committed
+to Kafka. At most one commit is in flight and commits happen in order, so consuming and
+sessionizing the next batch overlaps the Delta write of the previous one.
 
 Where each part lives: this module wires Faust (agent, timer, hooks) and runs the worker's life;
 ``batching.py`` holds the pending batch and when to seal it, ``committer.py`` the commit in the

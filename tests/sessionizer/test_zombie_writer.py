@@ -1,12 +1,16 @@
 """A zombie writer: a worker cut off from the broker keeps running after its partitions moved.
 
-Workers A and B share the partitions, and A holds open episodes, when the network in front of
-the broker is cut for A alone (B and the test's logger stay connected). Past A's session
-timeout the group gives A's partitions to B, which resumes from the table. A does not know:
-its clock goes on, its episodes time out and it tries to commit them (its Delta table is
-local, so nothing stops the write but the sessionizer itself). Then the episodes' last steps
-arrive, B writes them, A comes back, and the table must hold exactly one correct row per
-logged decision.
+Workers A and B share the partitions when the network in front of the broker is cut for A alone
+(B and the test's logger stay connected). A holds rows that are complete (their episodes
+ended) but still inside their reward window. Past A's session timeout the group gives A's
+partitions to B, which resumes from the table. A does not know: on quiet time (no record
+arrives, and it believes it is caught up) its rows' windows close, and it tries to commit them
+(its Delta table is local, so nothing stops the write but the sessionizer itself). A finds it
+lost the partitions and writes nothing; B writes the rows; A comes back and claims partitions
+anew; the table must hold exactly one correct row per logged decision.
+
+Quiet time never times an episode out (``watermark.py``), so the rows A writes as a zombie are
+rows of ended episodes, closed by their reward window: one longer than the takeover.
 
 The cut goes through :class:`tests.sdk.tcp_proxy.TcpProxy`, narrowed to one process: a Kafka
 client reconnects to the address the broker advertises, so every worker talks through the same
@@ -26,12 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+from kafka import KafkaConsumer, TopicPartition
 
 from services.broker.embedded import find_free_port, metadata_ready, resolve_binary
 from services.kafka_settings import KafkaSettings
 from services.kafka_topics import ensure_topics
 from services.sdk import DecisionLogger
 from services.sdk.settings import SdkSettings
+from services.sessionizer.fencing import txn_app_id
 from tests.sdk.tcp_proxy import TcpProxy
 from tests.sessionizer.workload import (
     Episode,
@@ -43,10 +51,12 @@ from tests.sessionizer.workload import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-#: Event-time seconds without an event after which worker A closes an episode as truncated:
-#: long enough that B has taken A's partitions by then (the session timeout of 4 s and a
-#: rebalance after the cut), short enough for a quick test.
-ZOMBIE_EPISODE_TIMEOUT_S = 18.0
+#: Reward window of both workers in the zombie case: longer than it takes B to take A's
+#: partitions after the events were logged (about 10 s: A's offsets committed after 3 s, then
+#: the session timeout of 4 s and a rebalance after the cut), short enough for a quick test.
+ZOMBIE_REWARD_WINDOW_S = 20.0
+#: Seconds of that window left at the takeover, at least, for the run to test a zombie.
+TAKEOVER_MARGIN_S = 3.0
 ALL_PARTITIONS = {0, 1, 2, 3}
 
 
@@ -160,10 +170,11 @@ def cuttable_broker(tmp_path: Path) -> Iterator[tuple[ProcessCutProxy, KafkaSett
         log_file.close()
 
 
-def _episodes(n: int) -> list[Episode]:
-    """Episodes of three steps, so that each can be split across the cut (steps 0-1 | 2)."""
+def _episodes(n: int, steps: int = 3) -> list[Episode]:
+    """Episodes of ``steps`` steps (three: each can be split across the cut, steps 0-1 | 2),
+    each step with one reward, two thirds of them terminal."""
     return [
-        Episode(f"z{i}", 3, {s: [float((i + s) % 5 - 2)] for s in range(3)}, i % 3 != 0)
+        Episode(f"z{i}", steps, {s: [float((i + s) % 5 - 2)] for s in range(steps)}, i % 3 != 0)
         for i in range(n)
     ]
 
@@ -270,45 +281,84 @@ def _cut_off_once_step_0_is_written(
     return logged_at
 
 
-def test_a_worker_cut_off_past_its_session_timeout_does_not_write_over_its_successor(
-    cuttable_broker, tmp_path
-):
+def _end_offsets(kafka: KafkaSettings) -> dict[int, int]:
+    """Per partition of the events topic, the offset of its last record (-1: none)."""
+    probe = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers)
+    try:
+        tps = [TopicPartition(kafka.events_topic, p) for p in sorted(ALL_PARTITIONS)]
+        return {tp.partition: end - 1 for tp, end in probe.end_offsets(tps).items()}
+    finally:
+        probe.close()
+
+
+def _recorded_offsets(table_uri: Path, kafka: KafkaSettings) -> dict[int, int]:
+    """Per partition, the last offset the table records as processed (-1: none)."""
+    try:
+        table = DeltaTable(str(table_uri))
+    except TableNotFoundError:
+        return {p: -1 for p in ALL_PARTITIONS}
+    found = {
+        p: table.transaction_version(txn_app_id("g", kafka.events_topic, p)) for p in ALL_PARTITIONS
+    }
+    return {p: -1 if offset is None else offset for p, offset in found.items()}
+
+
+def _fenced_while_cut_off(log_path: Path) -> bool:
+    return "lost ownership of partition" in log_path.read_text()
+
+
+def test_a_worker_cut_off_while_its_rows_wait_out_their_reward_window_is_fenced_when_it_writes(
+    cuttable_broker: tuple[ProcessCutProxy, KafkaSettings], tmp_path: Path
+) -> None:
     proxy, kafka = cuttable_broker
-    episodes = _episodes(80)
+    episodes = _episodes(80, steps=2)
     table_uri = tmp_path / "timeline"
     a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
-    zombie_flags = ["--episode-timeout", str(ZOMBIE_EPISODE_TIMEOUT_S)]
-    a = start_worker(worker_command(kafka, table_uri, extra=zombie_flags), a_log)
-    b = start_worker(worker_command(kafka, table_uri), b_log)
+    window = ["--reward-window", str(ZOMBIE_REWARD_WINDOW_S)]
+    a = start_worker(worker_command(kafka, table_uri, extra=window), a_log)
+    b = start_worker(worker_command(kafka, table_uri, extra=window), b_log)
     try:
-        logged_at = _cut_off_once_step_0_is_written(proxy, kafka, episodes, tmp_path, a, b)
-        took_over_in = time.monotonic() - logged_at
-        assert took_over_in < ZOMBIE_EPISODE_TIMEOUT_S - 3, (
-            f"B took over {took_over_in:.1f}s after the events: A's episodes may have timed "
-            "out while A still owned them, so this run does not test a zombie"
+        _wait_until(lambda: _split(a_log, b_log), "A and B share the partitions", (a, b))
+        _log_steps(kafka, episodes, range(2), tmp_path / "spool", end=True)
+        logged_at = time.monotonic()
+        last = _end_offsets(kafka)
+        _wait_until(
+            lambda: _recorded_offsets(table_uri, kafka) == last,
+            "A and B committed the offsets of every event (their rows wait in the checkpoints)",
+            (a, b),
         )
-        # A's clock goes on: its episodes time out and it tries to commit them.
-        time.sleep(max(0.0, ZOMBIE_EPISODE_TIMEOUT_S + 3 - (time.monotonic() - logged_at)))
-        assert a.poll() is None, "A stopped while cut off: no zombie"
+        assert _rows_in(table_uri) == 0, "rows were written before their reward window closed"
+        proxy.cut_process(a.pid)
+        _wait_until(
+            lambda: _assignments(b_log)[-1] == ALL_PARTITIONS, "B took A's partitions", (a, b)
+        )
+        took_over_in = time.monotonic() - logged_at
+        assert took_over_in < ZOMBIE_REWARD_WINDOW_S - TAKEOVER_MARGIN_S, (
+            f"B took over {took_over_in:.1f}s after the events: A's reward windows may have "
+            "closed while A still owned the partitions, so this run does not test a zombie"
+        )
 
-        _log_steps(kafka, episodes, range(2, 3), tmp_path / "spool", end=True)
+        # Quiet time closes the windows of A's rows: A, a zombie by now, tries to commit them.
+        _wait_until(
+            lambda: _fenced_while_cut_off(a_log),
+            "A tried to write the rows of partitions B took, and was fenced",
+            (a, b),
+            timeout=ZOMBIE_REWARD_WINDOW_S + 15,
+        )
+        _wait_for_rows(table_uri, 2 * len(episodes), timeout=15.0)
         cut_off_assignments = len(_assignments(a_log))
         proxy.restore_process(a.pid)
         _wait_until(
             lambda: len(_assignments(a_log)) > cut_off_assignments and _split(a_log, b_log),
-            "A rejoined the group and got partitions back",
+            "A rejoined the group and claimed partitions again",
             (a, b),
             timeout=90,
         )
-        # The last rows wait out their reward window (0.5 s) before they are written.
-        _wait_for_rows(table_uri, 3 * len(episodes), timeout=20.0)
     finally:
         for proc in (a, b):
             _stop(proc)
 
     assert table_rows(table_uri) == expected_rows(episodes)
-    zombie = a_log.read_text()
-    assert "lost ownership" in zombie, "A never tried to write after B took its partitions"
 
 
 def test_a_worker_stopped_while_cut_off_flushes_nothing_over_its_successor(

@@ -1,12 +1,13 @@
 """Fencing a zombie writer, on a real Delta table and checkpoint directory (no broker).
 
-Two :class:`DeltaSink` objects on one table play two workers of one group: the first claimed a
-partition, then the group gave it to the second. The end-to-end case (a worker cut off from the
-broker) is ``test_zombie_writer.py``.
+Two :class:`DeltaSink` objects (or two workers without Kafka, ``WorkerRig``) on one table play
+two workers of one group: the first claimed a partition, then the group gave it to the second.
+The end-to-end case (a worker cut off from the broker) is ``test_zombie_writer.py``.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,11 @@ from services.delta_tables import ensure_table, read_table
 from services.sessionizer.checkpoint import CheckpointStore, CheckpointTakenError
 from services.sessionizer.fencing import Committed, Fenced
 from services.sessionizer.sessionize import PartitionSessionizer, SessionConfig
+from services.sessionizer.settings import SessionizerSettings
 from services.sessionizer.sink import DeltaSink, PartitionBatch
 from tests.sessionizer.factory import T0, decision, end
+from tests.sessionizer.test_incremental_checkpoint_rig import GROUP as RIG_GROUP
+from tests.sessionizer.test_incremental_checkpoint_rig import WorkerRig
 
 GROUP, TOPIC = "g", "t.events"
 STATE = {"open": {"ep-1": [1, 2]}, "clock": 3.5}
@@ -132,3 +136,23 @@ def test_a_table_written_before_generations_resumes_from_its_checkpoint(tmp_path
 
     assert resumed == {0: Committed(12, 3, checkpoint_generation=None, generation=1)}
     assert store.load(0, 3, resumed[0].checkpoint_generation) == STATE
+
+
+def test_a_worker_that_finds_its_partition_claimed_counts_it_as_fenced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = SessionizerSettings(reward_window_s=0)
+    zombie = WorkerRig(tmp_path, settings, "zombie", partitions=[0, 1]).claim()
+    WorkerRig(tmp_path, settings, "successor", partitions=[0]).claim().close()
+    for p in (0, 1):
+        zombie.feed([decision("a", 0), decision("a", 1), end("a", True, ts=T0 + 2000)], T0, p)
+
+    with caplog.at_level(logging.WARNING, logger="policyloop.sessionizer"):
+        zombie.commit()
+    zombie.close()
+
+    fenced = zombie.metrics.registry.get_sample_value(
+        "policyloop_sessionizer_fenced_partitions_total", {"group": RIG_GROUP}
+    )
+    assert fenced == 1
+    assert "lost ownership of partition 0" in caplog.text
