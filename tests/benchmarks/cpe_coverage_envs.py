@@ -1,0 +1,161 @@
+"""The coverage benchmark's environments: where the uniform logs and the true values come from.
+
+One record per environment with the two things the benchmark asks of it, so that the loop
+does not care whether the truth is simulated or solved:
+
+* ``logs(episodes, seed)``: uniform-logger data as the learner reads it;
+* ``true_value(policy, data, ...)``: the policy's discounted value as served;
+* ``untruncated_value(...)``: the same without the time limit, where it matters (a diagnostic).
+
+``CartPole-v1`` and ``Taxi-v4`` (gymnasium 1.4.0 registers Taxi-v4, not the issue's Taxi-v3:
+the same task, 500 discrete states one-hot encoded by the fleet's adapter, 6 actions narrowed
+by its ``action_mask``, 200-step episodes) are logged by the fleet
+(:mod:`tests.benchmarks.cpe_coverage_logs`) and measured by simulation; the river chain of
+:mod:`tests.learner.cpe.chain_mdp` is logged by its own sampler and solved exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from learner.data import LoggedData
+from tests.benchmarks.cpe_coverage_logs import uniform_logs
+from tests.benchmarks.cpe_coverage_policies import PolicyProbs, Uniform
+from tests.benchmarks.cpe_coverage_truth import ServedSimulator, TrueValue, chain_value
+from tests.learner.cpe.chain_mdp import RiverChain
+
+__all__ = ["ENVIRONMENTS", "BenchEnvironment", "ChainEnvironment", "GymEnvironment"]
+
+
+class BenchEnvironment(Protocol):
+    """What the coverage loop needs of an environment (module doc)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def default_episodes(self) -> int: ...
+
+    def logs(self, episodes: int, seed: int) -> LoggedData: ...
+
+    def true_value(
+        self, policy: PolicyProbs, data: LoggedData, *, gamma: float, episodes: int, seed: int
+    ) -> TrueValue: ...
+
+    def logged_value(self, data: LoggedData, *, gamma: float, episodes: int) -> TrueValue: ...
+
+    def untruncated_value(
+        self, policy: PolicyProbs, data: LoggedData, *, gamma: float, episodes: int, seed: int
+    ) -> TrueValue | None: ...
+
+
+@dataclass
+class GymEnvironment:
+    """A gymnasium id, logged by the fleet's uniform policy, values measured by simulation.
+
+    The uniform logger's true value does not depend on the data seed: it is measured once
+    (with 4x the candidates' episodes, as every pair's baseline) and kept.
+
+    ``untruncated_steps``: where the time limit cuts most logged episodes (Taxi's 200 steps),
+    the value without that cut (played up to this many steps, gamma^steps negligible) is
+    measured too, as a diagnostic. FQE leaves a truncated episode's last step out of the
+    regression (a cut is not an ending) and the state does not carry the step count, so
+    what it estimates is closer to this value than to the value under the time limit; the
+    tables show both so that a miss by the time limit is told apart from an estimator's.
+    """
+
+    name: str
+    default_episodes: int
+    untruncated_steps: int | None = None
+    _logged: dict[float, TrueValue] = field(default_factory=dict, repr=False)
+    _simulators: dict[int | None, ServedSimulator] = field(default_factory=dict, repr=False)
+
+    def simulator(self, max_steps: int | None = None) -> ServedSimulator:
+        """The simulator under the registered time limit (None), or ``max_steps``."""
+        if max_steps not in self._simulators:
+            kwargs = {} if max_steps is None else {"max_episode_steps": max_steps}
+            self._simulators[max_steps] = ServedSimulator(self.name, kwargs)
+        return self._simulators[max_steps]
+
+    def logs(self, episodes: int, seed: int) -> LoggedData:
+        return uniform_logs(self.name, episodes, seed)
+
+    def true_value(
+        self, policy: PolicyProbs, data: LoggedData, *, gamma: float, episodes: int, seed: int
+    ) -> TrueValue:
+        return self.simulator().value(
+            policy,
+            data.feature_names,
+            data.actions_space,
+            episodes=episodes,
+            gamma=gamma,
+            seed=20_000_000 + seed * 100_003,
+        )
+
+    def logged_value(self, data: LoggedData, *, gamma: float, episodes: int) -> TrueValue:
+        if gamma not in self._logged:
+            self._logged[gamma] = self.simulator().value(
+                Uniform(),
+                data.feature_names,
+                data.actions_space,
+                episodes=4 * episodes,
+                gamma=gamma,
+                seed=30_000_000,
+            )
+        return self._logged[gamma]
+
+    def untruncated_value(
+        self, policy: PolicyProbs, data: LoggedData, *, gamma: float, episodes: int, seed: int
+    ) -> TrueValue | None:
+        if self.untruncated_steps is None:
+            return None
+        return self.simulator(self.untruncated_steps).value(
+            policy,
+            data.feature_names,
+            data.actions_space,
+            episodes=episodes,
+            gamma=gamma,
+            seed=20_000_000 + seed * 100_003,
+        )
+
+
+@dataclass(frozen=True)
+class ChainEnvironment:
+    """The river chain (six one-hot states, two actions) logged by a uniform policy; every
+    value solved exactly."""
+
+    chain: RiverChain = field(default_factory=RiverChain.make)
+    name: str = "chain"
+    default_episodes: int = 1000
+
+    def logs(self, episodes: int, seed: int) -> LoggedData:
+        data, _states = self.chain.logged(episodes, seed=5_000 + seed)
+        return data
+
+    def true_value(
+        self, policy: PolicyProbs, data: LoggedData, *, gamma: float, episodes: int, seed: int
+    ) -> TrueValue:
+        return chain_value(self.chain, policy, gamma)
+
+    def logged_value(self, data: LoggedData, *, gamma: float, episodes: int) -> TrueValue:
+        return TrueValue(self.chain.value(self.chain.logger, gamma), 0.0, 0, exact=True)
+
+    def untruncated_value(
+        self, policy: PolicyProbs, data: LoggedData, *, gamma: float, episodes: int, seed: int
+    ) -> TrueValue | None:
+        return None  # the chain's episodes end by chance, never by a time limit
+
+
+def _environments() -> dict[str, BenchEnvironment]:
+    return {
+        "chain": ChainEnvironment(),
+        # 2,000 uniform episodes: the issue's CartPole data size (~44,000 decisions)
+        "CartPole-v1": GymEnvironment("CartPole-v1", 2000),
+        # 200-step episodes: 500 of them are ~90,000 decisions of 500 one-hot features
+        "Taxi-v4": GymEnvironment("Taxi-v4", 500, untruncated_steps=1000),
+    }
+
+
+#: By name, in the order they run and print.
+ENVIRONMENTS: dict[str, BenchEnvironment] = _environments()
