@@ -24,6 +24,7 @@ __all__ = [
     "episodes_in",
     "load_window",
     "pin_timeline",
+    "read_limits",
     "read_window",
     "shortage",
     "split",
@@ -98,15 +99,20 @@ def load_window(settings: LearnerSettings, timeline: PinnedTimeline) -> Window:
         version=timeline.version,
         window_days=s.window_days,
         window_rows=s.window_rows,
-        limits=ReadLimits(
-            max_state_features=s.max_state_features,
-            max_actions=s.max_actions,
-            batch_rows=s.read_batch_rows,
-        ),
+        limits=read_limits(s),
         eval_last=SplitRule(s.eval_fraction, s.seed),
     )
     data = window.data
     return Window(timeline, data, len(data), episodes_in(data))
+
+
+def read_limits(settings: LearnerSettings) -> ReadLimits:
+    """The caps and batch size of every timeline read (a run's, ``policyloop cpe``'s)."""
+    return ReadLimits(
+        max_state_features=settings.max_state_features,
+        max_actions=settings.max_actions,
+        batch_rows=settings.read_batch_rows,
+    )
 
 
 def split(settings: LearnerSettings, window: Window) -> RunData:

@@ -17,7 +17,8 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from learner.cpe.evaluate import CpeResult, evaluate_policy
-from learner.data import LoggedData, load_timeline, split_by_episode
+from learner.data import SplitRule, read_logged, split_by_episode
+from learner.run.data import read_limits
 from learner.run.served import policy_probs_on
 from learner.settings import LearnerSettings
 from services.delta_tables import open_table
@@ -120,13 +121,18 @@ def evaluate_external(
     """
     if (version is None) == (target_probs_uri is None):
         raise ValueError("give exactly one of version or target_probs_uri")
-    snapshot = load_timeline(
-        timeline_uri, window_days=settings.window_days, window_rows=settings.window_rows
+    rule = SplitRule(settings.eval_fraction, settings.seed)
+    window = read_logged(  # batch by batch, with the run's caps (learner/data/reader.py)
+        timeline_uri,
+        window_days=settings.window_days,
+        window_rows=settings.window_rows,
+        limits=read_limits(settings),
+        eval_last=None if all_data else rule,
     )
-    data = LoggedData.from_table(snapshot.table)
+    data = window.data
     scope = "all decisions"
     if not all_data:
-        data = split_by_episode(data, settings.eval_fraction, settings.seed)[1]
+        data = split_by_episode(data, rule.eval_fraction, rule.seed)[1]
         scope = "the eval split"
     if len(data) == 0:
         raise ValueError(f"timeline {timeline_uri!r}: no decisions to evaluate on")
@@ -149,7 +155,7 @@ def evaluate_external(
         target,
         f"{scope} ({len(data)} decisions)",
         timeline_uri,
-        snapshot.version,
+        window.version,
         len(data),
         result,
     )

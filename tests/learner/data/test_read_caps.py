@@ -100,3 +100,11 @@ def test_a_table_in_memory_is_capped_when_limits_are_given():
 def test_caps_and_batch_size_must_be_positive():
     with pytest.raises(ValueError, match="batch_rows=0"):
         ReadLimits(batch_rows=0)
+
+
+def test_policyloop_cpe_reads_with_the_same_caps_as_a_run(wide_timeline, tmp_path):
+    from learner.run.external import evaluate_external
+
+    probs = str(tmp_path / "probs.parquet")  # never read: the cap stops the command first
+    with pytest.raises(TimelineTooWide, match=r"learner\.max_state_features = 1024"):
+        evaluate_external(LearnerSettings(), wide_timeline, target_probs_uri=probs)
