@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from services.sessionizer.state_limits import EPISODE_EVENTS, EVENT_IDS, OPEN_EPISODES
+
 __all__ = ["SessionizerMetrics"]
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 7.5, 10, 15, 30, 60, 120, 300, 600)
@@ -46,6 +48,10 @@ class SessionizerMetrics:
             ["group", "limit"],
             registry=r,
         ).labels
+        # Exported at 0 from the start: an alert on a series that appears only at the first hit
+        # cannot tell "never hit" from "not scraped", and rate() needs the zero before the hit.
+        for limit in (OPEN_EPISODES, EPISODE_EVENTS, EVENT_IDS):
+            self.state_limit(group, limit)
         self.fenced_partitions = Counter(
             "policyloop_sessionizer_fenced_partitions",
             "Partitions this worker found it had lost when it went to commit them: another "
