@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -12,15 +11,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.broker.embedded import (
-    find_free_port,
-    metadata_ready,
-    resolve_binary,
     start_broker,
     stop_broker,
 )
 from services.kafka_settings import KafkaSettings
 from services.kafka_topics import ensure_topics
 from services.sdk import DecisionLogger
+from tests.proxied_broker import broker_behind
 from tests.sdk.conftest import read_events
 from tests.sdk.tcp_proxy import TcpProxy
 
@@ -52,36 +49,8 @@ def _log_for(logger: DecisionLogger, seconds: float, first_step: int, log) -> in
 @pytest.fixture
 def proxied_broker(tmp_path: Path) -> Iterator[tuple[TcpProxy, KafkaSettings]]:
     """A private Tansu that advertises a cuttable proxy's address, so clients go through it."""
-    port = find_free_port()
-    proxy = TcpProxy(("127.0.0.1", port))
-    log_file = (tmp_path / "tansu.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            resolve_binary(),
-            "broker",
-            "--listener-url",
-            f"tcp://127.0.0.1:{port}",
-            "--advertised-listener-url",
-            f"tcp://127.0.0.1:{proxy.port}",
-        ],
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while not metadata_ready("127.0.0.1", port, timeout=0.5):
-            assert time.monotonic() < deadline, "the private broker did not start"
-            time.sleep(0.05)
-        kafka = KafkaSettings(
-            bootstrap_servers=f"127.0.0.1:{proxy.port}", topic_prefix="outage", partitions=4
-        )
-        ensure_topics(kafka)
+    with broker_behind(TcpProxy, tmp_path / "tansu.log", "outage") as (proxy, kafka):
         yield proxy, kafka
-    finally:
-        proxy.close()
-        proc.terminate()
-        proc.wait(10)
-        log_file.close()
 
 
 def test_network_cut_every_event_arrives_exactly_once_in_order(

@@ -3,30 +3,15 @@ variables, with their dead letters on the real DLQ topic and the rows in the rea
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from kafka import KafkaConsumer
 
 from services.kafka_settings import KafkaSettings
-from services.kafka_topics import ensure_topics
 from services.sdk import DecisionLogger
 from services.sdk.settings import SdkSettings
 from tests.sessionizer.workload import Episode, expected_rows, run_batch, table_rows
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def one_partition(broker) -> KafkaSettings:
-    """Every episode on one partition: the caps are per partition."""
-    kafka = KafkaSettings(
-        bootstrap_servers=broker.bootstrap_servers,
-        topic_prefix=f"t{uuid.uuid4().hex[:12]}",
-        partitions=1,
-    )
-    ensure_topics(kafka)
-    return kafka
 
 
 def _dead_letters(kafka: KafkaSettings) -> list[tuple[str, str]]:

@@ -12,7 +12,6 @@ import re
 import subprocess
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,6 @@ import pytest
 from kafka import KafkaConsumer
 
 from services.kafka_settings import KafkaSettings
-from services.kafka_topics import ensure_topics
 from services.sdk import DecisionLogger
 from services.sdk.settings import SdkSettings
 from tests.sessionizer.workload import (
@@ -32,17 +30,6 @@ from tests.sessionizer.workload import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def one_partition(broker) -> KafkaSettings:
-    kafka = KafkaSettings(
-        bootstrap_servers=broker.bootstrap_servers,
-        topic_prefix=f"t{uuid.uuid4().hex[:12]}",
-        partitions=1,
-    )
-    ensure_topics(kafka)
-    return kafka
 
 
 def _now_ms() -> int:

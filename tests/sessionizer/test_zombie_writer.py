@@ -34,12 +34,11 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 from kafka import KafkaConsumer, TopicPartition
 
-from services.broker.embedded import find_free_port, metadata_ready, resolve_binary
 from services.kafka_settings import KafkaSettings
-from services.kafka_topics import ensure_topics
 from services.sdk import DecisionLogger
 from services.sdk.settings import SdkSettings
 from services.sessionizer.fencing import txn_app_id
+from tests.proxied_broker import broker_behind
 from tests.sdk.tcp_proxy import TcpProxy
 from tests.sessionizer.workload import (
     Episode,
@@ -138,36 +137,9 @@ class ProcessCutProxy(TcpProxy):
 @pytest.fixture
 def cuttable_broker(tmp_path: Path) -> Iterator[tuple[ProcessCutProxy, KafkaSettings]]:
     """A private Tansu that advertises the proxy's address, so every client goes through it."""
-    port = find_free_port()
-    proxy = ProcessCutProxy(("127.0.0.1", port))
-    log_file = (tmp_path / "tansu.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            resolve_binary(),
-            "broker",
-            "--listener-url",
-            f"tcp://127.0.0.1:{port}",
-            "--advertised-listener-url",
-            f"tcp://127.0.0.1:{proxy.port}",
-        ],
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while not metadata_ready("127.0.0.1", port, timeout=0.5):
-            assert time.monotonic() < deadline, "the private broker did not start"
-            time.sleep(0.05)
-        kafka = KafkaSettings(
-            bootstrap_servers=f"127.0.0.1:{proxy.port}", topic_prefix="zombie", partitions=4
-        )
-        ensure_topics(kafka)
+    with broker_behind(ProcessCutProxy, tmp_path / "tansu.log", "zombie") as (proxy, kafka):
+        assert isinstance(proxy, ProcessCutProxy)
         yield proxy, kafka
-    finally:
-        proxy.close()
-        proc.terminate()
-        proc.wait(10)
-        log_file.close()
 
 
 def _episodes(n: int, steps: int = 3) -> list[Episode]:
