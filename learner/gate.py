@@ -48,6 +48,7 @@ from learner.gate_verdict import (
     GateCheck,
     GateDecision,
     few_samples,
+    flat_log_words,
     fmt_num,
     margin_words,
     model_stands_in,
@@ -251,7 +252,8 @@ def decide(
                 "beats_logged",
                 ok,
                 f"{label} lower bound {fmt_num(lb)} {'>' if ok else '<='} the logged policy's "
-                f"{fmt_num(logged)}{margin} ({fmt_num(need)})",
+                f"{fmt_num(logged)}{margin} ({fmt_num(need)})"
+                + ("" if ok else flat_log_words(logged_value, kind)),
             )
         )
     if settings.beat_incumbent and incumbent_problem is not None:

@@ -12,11 +12,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from learner.cpe.diagnostics import Diagnostics, fmt_count
+from learner.cpe.estimate import Estimate
 
 __all__ = [
     "GateCheck",
     "GateDecision",
     "few_samples",
+    "flat_log_words",
     "fmt_num",
     "margin_words",
     "model_stands_in",
@@ -117,6 +119,23 @@ def rests_on_note(ess: str, gate_label: str, model_label: str) -> str:
     "1.8 effective samples of 86 episodes"."""
     return (
         f"{ess}: {gate_label}'s weights carry no information; the decision rests on {model_label}"
+    )
+
+
+def flat_log_words(logged: Estimate | float, kind: str) -> str:
+    """Why nothing can be shown better when every logged unit earned the same return (the
+    logged value's bootstrap interval has no width): the log holds no reward difference for any
+    estimate to stand on -- e.g. a uniform logger in MountainCar never reaches the goal, and
+    every episode ends at the time limit with the same sum of step penalties. Empty otherwise."""
+    if not isinstance(logged, Estimate) or not logged.is_finite:
+        return ""
+    if logged.ci_high - logged.ci_low > 1e-9 * max(1.0, abs(logged.ci_high)):
+        return ""
+    unit = "episode" if kind == "sequential" else "decision"
+    return (
+        f"; every logged {unit} earned the same return, so the log holds no evidence that any "
+        f"policy does better: log {unit}s that reach other outcomes (more, or more directed, "
+        "exploration)"
     )
 
 

@@ -175,3 +175,21 @@ def test_settings_that_still_name_the_removed_disagreement_bound_load_with_a_war
     with pytest.warns(FutureWarning, match="gate.max_model_disagreement is no longer used"):
         settings = GateSettings.model_validate({"max_model_disagreement": 0.05})
     assert "max_model_disagreement" not in settings.model_dump()
+
+
+def test_a_log_whose_episodes_all_earned_the_same_return_rejects_saying_so():
+    # MountainCar under a uniform logger: every episode hits the time limit with -200.
+    flat = _est("logged", -86.6, -86.6, -86.6)
+    estimates = {"wdr": _est("wdr", -90.0, -99.0, -81.0), "fqe": _est("fqe", -90.0, -96.7, -83.0)}
+    decision = decide(estimates, WEAK, flat, None)
+    assert decision.decision == "reject"
+    assert "every logged episode earned the same return" in decision.reasons[0]
+    assert "log episodes that reach other outcomes" in decision.reasons[0]
+
+
+def test_a_log_with_varied_returns_rejects_without_the_flat_log_words():
+    varied = _est("logged", -86.6, -90.0, -83.0)
+    estimates = {"wdr": _est("wdr", -90.0, -99.0, -81.0), "fqe": _est("fqe", -90.0, -96.7, -83.0)}
+    decision = decide(estimates, WEAK, varied, None)
+    assert decision.decision == "reject"
+    assert "same return" not in decision.reasons[0]
