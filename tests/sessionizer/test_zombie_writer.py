@@ -43,6 +43,7 @@ from tests.sdk.tcp_proxy import TcpProxy
 from tests.sessionizer.workload import (
     Episode,
     expected_rows,
+    log_step,
     start_worker,
     table_rows,
     worker_command,
@@ -154,24 +155,12 @@ def _episodes(n: int, steps: int = 3) -> list[Episode]:
 def _log_steps(
     kafka: KafkaSettings, episodes: list[Episode], steps: range, spool: Path, *, end: bool
 ) -> None:
-    """Log ``steps`` of every episode (decisions as ``workload.log_episodes`` logs them, each
+    """Log ``steps`` of every episode (as ``workload.log_episodes`` logs them, each decision
     with its rewards), then with ``end`` the episodes' ends."""
     with DecisionLogger(kafka=kafka, settings=SdkSettings(spool_dir=str(spool))) as logger:
         for i, ep in enumerate(episodes):
             for s in steps:
-                probs = [0.5, 0.25, 0.25] if s % 3 == 1 else None
-                logger.decision(
-                    ep.episode_id,
-                    s,
-                    {"x": float(s), "i": float(i)},
-                    s % 3,
-                    [0, 1, 2],
-                    0.25,
-                    "v1",
-                    action_probs=probs,
-                )
-                for value in ep.rewards.get(s, []):
-                    logger.reward(ep.episode_id, s, value)
+                log_step(logger, ep, i, s)
             if end:
                 logger.end_episode(ep.episode_id, ep.terminal)
         logger.flush(60)

@@ -62,6 +62,23 @@ def expected_rows(episodes: list[Episode]) -> dict[tuple[str, int], tuple]:
     return out
 
 
+def log_step(logger: DecisionLogger, ep: Episode, i: int, s: int) -> None:
+    """Step ``s`` of episode ``ep`` (the ``i``-th logged): its decision, then its rewards --
+    what :func:`expected_rows` expects of it."""
+    logger.decision(
+        ep.episode_id,
+        s,
+        {"x": float(s), "i": float(i)},
+        s % 3,
+        [0, 1, 2],
+        0.25,
+        "v1",
+        action_probs=[0.5, 0.25, 0.25] if s % 3 == 1 else None,
+    )
+    for value in ep.rewards.get(s, []):
+        logger.reward(ep.episode_id, s, value)
+
+
 def log_episodes(
     kafka: KafkaSettings,
     episodes: list[Episode],
@@ -75,18 +92,7 @@ def log_episodes(
     with DecisionLogger(kafka=kafka, settings=settings) as logger:
         for i, ep in enumerate(episodes):
             for s in range(ep.steps):
-                logger.decision(
-                    ep.episode_id,
-                    s,
-                    {"x": float(s), "i": float(i)},
-                    s % 3,
-                    [0, 1, 2],
-                    0.25,
-                    "v1",
-                    action_probs=[0.5, 0.25, 0.25] if s % 3 == 1 else None,
-                )
-                for value in ep.rewards.get(s, []):
-                    logger.reward(ep.episode_id, s, value)
+                log_step(logger, ep, i, s)
             logger.end_episode(ep.episode_id, ep.terminal)
             if pace_s and i % chunk == chunk - 1:
                 time.sleep(pace_s)
