@@ -16,8 +16,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.registry import Registry, load_policy
-from services.sdk import PolicyClient, PolicyUnavailableError, episode_bucket
+from services.sdk import PolicyUnavailableError, episode_bucket
 from tests.rollout.factory import publish
+from tests.sdk.policy_client_setup import open_client, sample
 
 STATE = {"cart_position": 0.3, "cart_velocity": -0.5, "pole_angle": 0.05,
          "pole_angular_velocity": 0.7}  # fmt: skip
@@ -34,22 +35,12 @@ def metrics() -> CollectorRegistry:
     return CollectorRegistry()
 
 
-def _client(registry: Registry, metrics: CollectorRegistry, **options) -> PolicyClient:
-    options.setdefault("poll_interval_s", 3600.0)  # tests refresh explicitly unless they poll
-    return PolicyClient(registry.uri, registry.policy_name, metrics_registry=metrics, **options)
-
-
-def _sample(metrics: CollectorRegistry, name: str, **labels: str) -> float:
-    value = metrics.get_sample_value(name, labels)
-    return 0.0 if value is None else value
-
-
 def test_propensities_equal_the_served_distribution(registry, metrics):
     version = publish(registry, promote=True, actions=THREE, seed=3, hidden_sizes=(8,))
     served = load_policy(registry.load_bytes(version)[0])
     want = served(STATE, [True, True, True])
     draws = 6000
-    with _client(registry, metrics, seed=11) as client:
+    with open_client(registry, metrics, seed=11) as client:
         acts = [client.act(f"ep-{i}", STATE, THREE) for i in range(draws)]
     counts = Counter(a.action for a in acts)
     for act in acts:
@@ -64,7 +55,7 @@ def test_probabilities_follow_the_possible_actions_given(registry, metrics):
     version = publish(registry, promote=True, actions=THREE, seed=3, hidden_sizes=(8,))
     served = load_policy(registry.load_bytes(version)[0])
     full = served(STATE, [True, False, True])
-    with _client(registry, metrics, seed=1) as client:
+    with open_client(registry, metrics, seed=1) as client:
         act = client.act("ep", STATE, ["right", "left"])
     assert act.action_probs == pytest.approx([full[2], full[0]], abs=1e-6)
     assert act.action in ("right", "left")
@@ -83,7 +74,7 @@ def test_integer_actions_map_to_the_manifests_action_texts(
     publish(registry, promote=True, actions=manifest_actions, logits=[0.0, 3.0])
     low = math.exp(0.0) / (math.exp(0.0) + math.exp(3.0))
     by_text = {manifest_actions[0]: low, manifest_actions[1]: 1.0 - low}
-    with _client(registry, metrics, seed=2) as client:
+    with open_client(registry, metrics, seed=2) as client:
         acts = [client.act(f"ep-{i}", STATE, given) for i in range(50)]
     for act in acts:
         assert act.action_probs == pytest.approx([by_text[str(a)] for a in given], abs=1e-6)
@@ -92,27 +83,27 @@ def test_integer_actions_map_to_the_manifests_action_texts(
 
 def test_a_possible_action_the_model_does_not_know_is_named_in_the_error(registry, metrics):
     publish(registry, promote=True)
-    with _client(registry, metrics) as client, pytest.raises(ValueError, match="'jump'"):
+    with open_client(registry, metrics) as client, pytest.raises(ValueError, match="'jump'"):
         client.act("ep", STATE, [0, "jump"])
 
 
 def test_steps_count_per_episode_and_rewards_default_to_the_last_step(registry, metrics):
     version = publish(registry, promote=True)
-    with _client(registry, metrics, seed=0) as client:
+    with open_client(registry, metrics, seed=0) as client:
         steps = [client.act("ep-a", STATE, [0, 1]).step for _ in range(3)]
         client.reward("ep-a", 2.5)
         client.reward("ep-a", -1.0, step=0)
         other = client.act("ep-b", STATE, [0, 1]).step
         client.end_episode("ep-a", terminal=True)
         again = client.act("ep-a", STATE, [0, 1]).step
-        reward = _sample(metrics, "policyloop_policy_reward_sum", policy="cartpole",
+        reward = sample(metrics, "policyloop_policy_reward_sum", policy="cartpole",
                          policy_version=version)  # fmt: skip
     assert steps == [0, 1, 2] and other == 0 and again == 0
     assert reward == pytest.approx(1.5)
 
 
 def test_without_current_the_uniform_fallback_serves(registry, metrics):
-    with _client(registry, metrics, seed=5) as client:
+    with open_client(registry, metrics, seed=5) as client:
         act = client.act("ep", STATE, ["a", "b", "c", "d"])
         assert client.serving.current_version == "uniform"
     assert act.policy_version == "uniform"
@@ -121,7 +112,7 @@ def test_without_current_the_uniform_fallback_serves(registry, metrics):
 
 def test_without_current_fallback_none_refuses_to_start(registry, metrics):
     with pytest.raises(PolicyUnavailableError, match="no CURRENT"):
-        _client(registry, metrics, fallback="none")
+        open_client(registry, metrics, fallback="none")
 
 
 def test_routing_is_stable_per_episode_and_matches_the_fraction(registry, metrics):
@@ -129,7 +120,7 @@ def test_routing_is_stable_per_episode_and_matches_the_fraction(registry, metric
     candidate = publish(registry, logits=[1.0, 0.0])
     registry.set_rollout(candidate, 0.3)
     episodes = [f"user-{i}" for i in range(4000)]
-    with _client(registry, metrics, seed=0) as client:
+    with open_client(registry, metrics, seed=0) as client:
         first = {e: client.act(e, STATE, [0, 1]).policy_version for e in episodes}
         registry.set_rollout(candidate, 0.9)  # the fraction changes mid-episode
         assert client.refresh()
@@ -166,7 +157,7 @@ def test_hot_reload_switches_versions_without_a_failed_act(registry, metrics):
     seen: Counter[str] = Counter()
     errors: list[BaseException] = []
     stop = threading.Event()
-    with _client(registry, metrics, seed=0, poll_interval_s=0.05) as client:
+    with open_client(registry, metrics, seed=0, poll_interval_s=0.05) as client:
 
         def hammer() -> None:
             n = 0
@@ -207,7 +198,7 @@ def _wait(condition, timeout: float = 20.0) -> None:
 
 def test_a_corrupt_new_version_is_refused_and_the_old_one_keeps_serving(registry, metrics, caplog):
     good = publish(registry, promote=True, logits=[0.0, 0.0])
-    with _client(registry, metrics, seed=0) as client:
+    with open_client(registry, metrics, seed=0) as client:
         bad = publish(registry, promote=True, logits=[3.0, 0.0])
         path = _version_dir(registry, bad) / "policy.pt"  # tampered after promotion
         path.write_bytes(path.read_bytes()[:-16] + b"\x00" * 16)
@@ -216,7 +207,7 @@ def test_a_corrupt_new_version_is_refused_and_the_old_one_keeps_serving(registry
             client.refresh()  # not retried while CURRENT stays on the broken version
         act = client.act("ep", STATE, [0, 1])
         assert client.serving.current_version == good
-        failures = _sample(metrics, "policyloop_policy_load_failures_total", policy="cartpole",
+        failures = sample(metrics, "policyloop_policy_load_failures_total", policy="cartpole",
                            policy_version=bad)  # fmt: skip
     assert not changed and act.policy_version == good
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -227,7 +218,7 @@ def test_a_corrupt_new_version_is_refused_and_the_old_one_keeps_serving(registry
 
 def test_a_version_without_manifest_is_refused(registry, metrics, caplog):
     good = publish(registry, promote=True)
-    with _client(registry, metrics) as client:
+    with open_client(registry, metrics) as client:
         bad = publish(registry, promote=True)
         (_version_dir(registry, bad) / "manifest.json").unlink()
         with caplog.at_level(logging.WARNING, logger="services.sdk.policy_client"):
@@ -240,7 +231,7 @@ def test_metrics_by_version(registry, metrics):
     incumbent = publish(registry, promote=True, logits=[0.0, 0.0])
     candidate = publish(registry, logits=[0.0, 0.0])
     registry.set_rollout(candidate, 0.5)
-    with _client(registry, metrics, seed=0) as client:
+    with open_client(registry, metrics, seed=0) as client:
         versions = Counter()
         for i in range(200):
             act = client.act(f"ep-{i}", STATE, [0, 1])
@@ -250,24 +241,24 @@ def test_metrics_by_version(registry, metrics):
         for role, version in (("incumbent", incumbent), ("candidate", candidate)):
             labels = {"policy": "cartpole", "policy_version": version}
             assert (
-                _sample(metrics, "policyloop_policy_episodes_total", **labels) == versions[version]
+                sample(metrics, "policyloop_policy_episodes_total", **labels) == versions[version]
             )
             assert (
-                _sample(metrics, "policyloop_policy_decisions_total", **labels)
+                sample(metrics, "policyloop_policy_decisions_total", **labels)
                 == 2 * versions[version]
             )
-            assert _sample(metrics, "policyloop_policy_reward_sum", **labels) == versions[version]
+            assert sample(metrics, "policyloop_policy_reward_sum", **labels) == versions[version]
             assert (
-                _sample(metrics, "policyloop_policy_propensity_count", **labels)
+                sample(metrics, "policyloop_policy_propensity_count", **labels)
                 == 2 * versions[version]
             )
             assert (
-                _sample(metrics, "policyloop_policy_propensity_bucket", le="0.5", **labels)
+                sample(metrics, "policyloop_policy_propensity_bucket", le="0.5", **labels)
                 == 2 * versions[version]
             )
-            assert _sample(metrics, "policyloop_policy_propensity_bucket", le="0.4", **labels) == 0
-            assert _sample(metrics, "policyloop_policy_serving", role=role, **labels) == 1
-        fraction = _sample(metrics, "policyloop_rollout_fraction", policy="cartpole",
+            assert sample(metrics, "policyloop_policy_propensity_bucket", le="0.4", **labels) == 0
+            assert sample(metrics, "policyloop_policy_serving", role=role, **labels) == 1
+        fraction = sample(metrics, "policyloop_rollout_fraction", policy="cartpole",
                            policy_version=candidate)  # fmt: skip
     assert fraction == 0.5
     assert versions[incumbent] > 0 and versions[candidate] > 0  # fmt: skip
@@ -279,10 +270,10 @@ def test_a_corrupt_rollout_candidate_gets_no_traffic(registry, metrics):
     registry.set_rollout(candidate, 0.5)  # verified here, tampered with afterwards
     path = _version_dir(registry, candidate) / "policy.pt"
     path.write_bytes(b"not a model")
-    with _client(registry, metrics) as client:
+    with open_client(registry, metrics) as client:
         versions = {client.act(f"ep-{i}", STATE, [0, 1]).policy_version for i in range(200)}
         assert client.serving.candidate_version is None and client.serving.fraction == 0.0
-        failures = _sample(metrics, "policyloop_policy_load_failures_total", policy="cartpole",
+        failures = sample(metrics, "policyloop_policy_load_failures_total", policy="cartpole",
                            policy_version=candidate)  # fmt: skip
     assert versions == {incumbent}
     assert failures == 1
@@ -290,7 +281,7 @@ def test_a_corrupt_rollout_candidate_gets_no_traffic(registry, metrics):
 
 def test_open_episodes_are_bounded_and_the_oldest_is_forgotten(registry, metrics, caplog):
     publish(registry, promote=True)
-    with _client(registry, metrics, max_open_episodes=2) as client:
+    with open_client(registry, metrics, max_open_episodes=2) as client:
         with caplog.at_level(logging.WARNING, logger="services.sdk.policy_client"):
             for episode in ("a", "b", "c", "d"):
                 client.act(episode, STATE, [0, 1])

@@ -17,8 +17,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.registry import Registry
-from services.sdk import PolicyClient, PolicyUnavailableError
+from services.sdk import PolicyUnavailableError
 from tests.rollout.factory import publish
+from tests.sdk.policy_client_setup import open_client, sample
 
 STATE = {"cart_position": 0.3, "cart_velocity": -0.5, "pole_angle": 0.05,
          "pole_angular_velocity": 0.7}  # fmt: skip
@@ -45,14 +46,8 @@ def metrics() -> CollectorRegistry:
     return CollectorRegistry()
 
 
-def _client(registry: Registry, metrics: CollectorRegistry, **options) -> PolicyClient:
-    options.setdefault("poll_interval_s", 3600.0)  # tests refresh explicitly
-    return PolicyClient(registry.uri, registry.policy_name, metrics_registry=metrics, **options)
-
-
 def _failures(metrics: CollectorRegistry, version: str) -> float:
-    value = metrics.get_sample_value(FAILURES, {"policy": "cartpole", "policy_version": version})
-    return 0.0 if value is None else value
+    return sample(metrics, FAILURES, policy="cartpole", policy_version=version)
 
 
 def _policy_dir(registry: Registry) -> Path:
@@ -78,7 +73,7 @@ def test_a_corrupt_rollout_is_no_rollout_and_never_crashes_the_constructor(
     publish(registry, logits=[3.0, 0.0])
     (_policy_dir(registry) / "ROLLOUT").write_bytes(content)
     caplog.set_level(logging.WARNING, logger=LOGGER)
-    with _client(registry, metrics, seed=1) as client:
+    with open_client(registry, metrics, seed=1) as client:
         client.refresh()  # still corrupt: not logged or counted again
         acts = [client.act(f"ep-{i}", STATE, [0, 1]) for i in range(50)]
         assert client.serving.current_version == incumbent
@@ -97,7 +92,7 @@ def test_a_rollout_that_turns_corrupt_sends_every_new_episode_to_the_incumbent(
     incumbent = publish(registry, promote=True, logits=[0.0, 0.0])
     candidate = publish(registry, logits=[3.0, 0.0])
     registry.set_rollout(candidate, 1.0)
-    with _client(registry, metrics, seed=2) as client:
+    with open_client(registry, metrics, seed=2) as client:
         assert client.serving.candidate_version == candidate
         (_policy_dir(registry) / "ROLLOUT").write_bytes(b"{oops")
         with caplog.at_level(logging.WARNING, logger=LOGGER):
@@ -128,7 +123,7 @@ def test_an_unloadable_current_at_start_serves_uniform_and_says_so(
         version, reason = "latest", "must look like"
         (_policy_dir(registry) / "CURRENT").write_text("latest\n")
     caplog.set_level(logging.WARNING, logger=LOGGER)
-    with _client(registry, metrics, seed=3) as client:
+    with open_client(registry, metrics, seed=3) as client:
         client.refresh()  # still broken: not logged or counted again
         act = client.act("ep", STATE, [0, 1])
         assert client.serving.current_version == "uniform"
@@ -144,7 +139,7 @@ def test_an_undecodable_current_at_start_serves_uniform_and_says_so(registry, me
     publish(registry, promote=True)
     (_policy_dir(registry) / "CURRENT").write_bytes(b"\xff\xfe\x00")
     caplog.set_level(logging.WARNING, logger=LOGGER)
-    with _client(registry, metrics) as client:
+    with open_client(registry, metrics) as client:
         client.refresh()  # still unreadable: not logged or counted again
         assert client.serving.current_version == "uniform"
         failures = _failures(metrics, "CURRENT")
@@ -159,18 +154,18 @@ def test_an_unloadable_current_with_fallback_none_refuses_naming_version_and_rea
     version = publish(registry, promote=True)
     _flip_a_byte(registry, version)
     with pytest.raises(PolicyUnavailableError, match=rf"version {version} .*sha256"):
-        _client(registry, metrics, fallback="none")
+        open_client(registry, metrics, fallback="none")
 
 
 def test_an_undecodable_current_with_fallback_none_refuses_naming_the_file(registry, metrics):
     publish(registry, promote=True)
     (_policy_dir(registry) / "CURRENT").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(PolicyUnavailableError, match=r"CURRENT.*UTF-8"):
-        _client(registry, metrics, fallback="none")
+        open_client(registry, metrics, fallback="none")
 
 
 def test_a_corrupt_rollout_does_not_stop_fallback_none_from_serving_current(registry, metrics):
     version = publish(registry, promote=True)
     (_policy_dir(registry) / "ROLLOUT").write_bytes(b"not json at all")
-    with _client(registry, metrics, fallback="none") as client:
+    with open_client(registry, metrics, fallback="none") as client:
         assert client.serving.current_version == version
