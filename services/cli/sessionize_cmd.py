@@ -64,7 +64,8 @@ __all__ = ["sessionize", "table"]
     "idle_clock_slack_s",
     type=float,
     default=None,
-    help="Seconds behind wall time that a caught-up partition's event clock follows.",
+    help="Quiet time: seconds without a record after which a caught-up partition closes the "
+    "reward windows of rows whose successor or end is known (the watermark stays on event time).",
 )
 @click.pass_context
 def sessionize(
