@@ -83,6 +83,13 @@ class FqeSettings(BaseModel):
         "([min(0, r_min), max(0, r_max)] / (1 - gamma)): with frequent backups an unclipped "
         "fit can run away far beyond any possible return.",
     )
+    detect_time_limit: bool = Field(
+        default=True,
+        description="When several episodes are cut at exactly the longest logged length (a "
+        "time limit), estimate the value up to that limit: the step's position becomes an "
+        "input and the limit ends the episode (learner.cpe.horizon). Off: every cut is a log "
+        "cut and the value is the one without a limit.",
+    )
 
 
 class CpeSettings(BaseModel):

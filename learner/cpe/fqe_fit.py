@@ -7,7 +7,9 @@ Repeated regression on the Bellman target of the *target* policy::
 
 Truncated episodes (cut by the log, not ended by the environment) are *not* terminal: their last
 step has no known next state, so it is left out of the regression and its Q comes from similar
-states -- treating a cut as an ending would teach the model that the world stops there. The
+states -- treating a cut as an ending would teach the model that the world stops there. Unless
+the logs show a time limit (:mod:`learner.cpe.horizon`): then the step's position is an input
+and an episode cut at the limit ends there, as it does for every policy deployed. The
 targets come from a frozen copy of the networks, refreshed every ``target_update_every`` steps
 (one Bellman backup) and evaluated on each mini-batch's rows (the same targets as recomputing
 every row at each backup, without the cost of rows no mini-batch draws before the next one);
@@ -35,6 +37,7 @@ import torch
 
 from learner.cpe.config import FqeSettings
 from learner.cpe.fqe_model import FqeModel
+from learner.cpe.horizon import detect_time_limit, with_step_position
 from learner.cpe.inputs import SequentialInput
 from learner.cpe.model_replicates import episode_resample_counts
 from learner.cpe.standardize import Standardizer
@@ -68,9 +71,10 @@ class Transitions:
     episode: np.ndarray
 
 
-def transitions(data: SequentialInput) -> Transitions:
+def transitions(data: SequentialInput, time_limit: int | None = None) -> Transitions:
     """The regression's rows of ``data`` (module doc: a truncated episode's last step is left
-    out). ValueError when there is none."""
+    out, unless it is cut at ``time_limit``, which then also puts each step's position into
+    the states). ValueError when there is none."""
     if data.states is None:
         raise ValueError("states: FQE needs the episodes' states")
     valid = data.valid
@@ -81,6 +85,10 @@ def transitions(data: SequentialInput) -> Transitions:
     last = valid & ~has_next
     # Without a terminal flag an episode's end is taken as the environment's end.
     ends = (last & terminal) if data.terminal is not None else last
+    if time_limit is not None:
+        at_limit = np.zeros_like(valid)
+        at_limit[:, time_limit - 1 :] = True
+        ends |= last & at_limit
     used = valid & (has_next | ends)
     if not used.any():
         raise ValueError(
@@ -88,12 +96,16 @@ def transitions(data: SequentialInput) -> Transitions:
         )
     ei, ti = np.nonzero(used)
     tn = np.minimum(ti + 1, t - 1)
+    states, next_states = data.states[ei, ti], data.states[ei, tn]
+    if time_limit is not None:
+        states = with_step_position(states, ti, time_limit)
+        next_states = with_step_position(next_states, tn, time_limit)
     return Transitions(
-        states=data.states[ei, ti],
+        states=states,
         actions=data.actions[ei, ti],
         rewards=data.rewards[ei, ti],
         bootstrap=has_next[ei, ti],
-        next_states=data.states[ei, tn],
+        next_states=next_states,
         next_probs=np.where(
             data.possible_mask[ei, tn], np.nan_to_num(data.target_probs[ei, tn]), 0.0
         ),
@@ -154,9 +166,12 @@ def _resample_tables(episode: np.ndarray, counts: np.ndarray) -> tuple[torch.Ten
 
 
 def _fit(data: SequentialInput, settings: FqeSettings, seed: int, progress: bool) -> FqeModel:
-    tr = transitions(data)
+    limit = detect_time_limit(data.valid, data.terminal) if settings.detect_time_limit else None
+    tr = transitions(data, limit)
     assert data.states is not None  # transitions() raised otherwise
     flat_states = data.states[data.valid]
+    if limit is not None:
+        flat_states = with_step_position(flat_states, np.nonzero(data.valid)[1], limit)
     standardizer = Standardizer.fit(flat_states)
     counts = episode_resample_counts(data.n, settings.members, seed)
     members = len(counts)
@@ -164,7 +179,7 @@ def _fit(data: SequentialInput, settings: FqeSettings, seed: int, progress: bool
     stack = MLPStack(
         flat_states.shape[1], data.n_actions, settings.hidden_sizes, members, generator=generator
     )
-    model = FqeModel(stack, standardizer, data.n_actions, counts)
+    model = FqeModel(stack, standardizer, data.n_actions, counts, time_limit=limit)
     if not tr.next_probs_finite.all():
         model.diverged = True
         model.divergence_reason = "the target policy's probabilities are NaN or infinite"

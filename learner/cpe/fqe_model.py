@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from learner.cpe.horizon import with_step_position
 from learner.cpe.inputs import SequentialInput
 from learner.cpe.model_replicates import ModelReplicates
 from learner.cpe.standardize import Standardizer
@@ -30,13 +31,16 @@ class FqeModel:
 
     ``counts[b]`` is how often member ``b``'s episode resample drew each episode of the data it
     was fitted on (all ones for a single member fitted on the data as logged). The model's Q is
-    the members' mean; each member alone is one bootstrap replicate of the fit.
+    the members' mean; each member alone is one bootstrap replicate of the fit. ``time_limit``:
+    the logs' time limit when the fit found one (:mod:`learner.cpe.horizon`); the step's
+    position is then one of the model's inputs.
     """
 
     stack: MLPStack
     standardizer: Standardizer
     n_actions: int
     counts: np.ndarray
+    time_limit: int | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     diverged: bool = False
     divergence_reason: str | None = None
@@ -45,11 +49,18 @@ class FqeModel:
     def members(self) -> int:
         return self.stack.members
 
-    def member_q_values(self, states: np.ndarray) -> np.ndarray:
-        """Each member's Q(s, .) for raw states ``(n, F)`` -> ``(members, n, A)`` (all NaN if
-        the fit diverged)."""
+    def member_q_values(self, states: np.ndarray, steps: np.ndarray | None = None) -> np.ndarray:
+        """Each member's Q(s, .) for raw states ``(n, F)`` at episode positions ``steps`` (needed
+        when the model has a time limit) -> ``(members, n, A)`` (all NaN if the fit diverged)."""
         if self.diverged:
             return np.full((self.members, len(states), self.n_actions), np.nan)
+        if self.time_limit is not None:
+            if steps is None:
+                raise ValueError(
+                    f"steps: this FQE model counts time (a {self.time_limit}-step limit in its "
+                    "logs), so its Q-values need each state's position in its episode"
+                )
+            states = with_step_position(states, steps, self.time_limit)
         z = torch.as_tensor(self.standardizer.transform(states), dtype=torch.float32)
         out = np.empty((self.members, len(states), self.n_actions))
         with torch.no_grad():
@@ -59,16 +70,18 @@ class FqeModel:
                 out[:, start : start + len(rows)] = q.double().numpy()
         return out
 
-    def q_values(self, states: np.ndarray) -> np.ndarray:
+    def q_values(self, states: np.ndarray, steps: np.ndarray | None = None) -> np.ndarray:
         """Q(s, .) of the bagged model (the members' mean) ``(n, F)`` -> ``(n, A)``."""
-        q: np.ndarray = self.member_q_values(states).mean(axis=0)
+        q: np.ndarray = self.member_q_values(states, steps).mean(axis=0)
         return q
 
     def _member_q_hat(self, data: SequentialInput) -> np.ndarray:
         if data.states is None:
             raise ValueError("states: FQE needs the episodes' states")
         out = np.zeros((self.members, *data.valid.shape, self.n_actions))
-        out[:, data.valid] = self.member_q_values(data.states[data.valid])
+        out[:, data.valid] = self.member_q_values(
+            data.states[data.valid], np.nonzero(data.valid)[1]
+        )
         return out
 
     def q_hat(self, data: SequentialInput) -> np.ndarray:

@@ -7,6 +7,10 @@ a policy's expected discounted return solves the linear Bellman system
 ``V = r_pi + gamma (1 - p_end) P_pi V`` exactly. Episodes start in one of the three leftmost
 states, so the start-state spread alone (what a fixed-model bootstrap sees) is small but not
 zero. States are one-hot features, rewards carry Gaussian noise.
+
+With ``time_limit`` L, an episode still running after L steps is cut there (truncated, not
+terminal), as gymnasium's ``TimeLimit`` does, and the exact value is the finite-horizon one
+(L backward Bellman steps).
 """
 
 from __future__ import annotations
@@ -34,10 +38,16 @@ class RiverChain:
     p_end: float
     logger: np.ndarray
     noise: float
+    time_limit: int | None = None
 
     @classmethod
     def make(
-        cls, n_states: int = 6, p_end: float = 0.1, noise: float = 0.5, p_right: float = 0.5
+        cls,
+        n_states: int = 6,
+        p_end: float = 0.1,
+        noise: float = 0.5,
+        p_right: float = 0.5,
+        time_limit: int | None = None,
     ) -> RiverChain:
         """The chain logged by a policy that goes right with probability ``p_right``."""
         s = n_states
@@ -53,7 +63,7 @@ class RiverChain:
         r[s - 1, RIGHT] = 1.0
         start = np.zeros(s)
         start[:3] = [0.4, 0.3, 0.3]
-        return cls(r, p, start, p_end, cls.going_right(s, p_right), noise)
+        return cls(r, p, start, p_end, cls.going_right(s, p_right), noise, time_limit)
 
     @staticmethod
     def going_right(n_states: int, p_right: float) -> np.ndarray:
@@ -65,10 +75,17 @@ class RiverChain:
         return int(self.r.shape[0])
 
     def value(self, policy: np.ndarray, gamma: float) -> float:
-        """Exact expected discounted return of ``policy`` ``(S, 2)`` from the start states."""
+        """Exact expected discounted return of ``policy`` ``(S, 2)`` from the start states
+        (up to the time limit, if any)."""
         r_pi = (policy * self.r).sum(axis=1)
         p_pi = np.einsum("sa,sat->st", policy, self.p)
-        v = np.linalg.solve(np.eye(self.n_states) - gamma * (1 - self.p_end) * p_pi, r_pi)
+        step = gamma * (1 - self.p_end) * p_pi
+        if self.time_limit is None:
+            v = np.linalg.solve(np.eye(self.n_states) - step, r_pi)
+        else:
+            v = np.zeros(self.n_states)
+            for _ in range(self.time_limit):
+                v = r_pi + step @ v
         return float(self.start @ v)
 
     def logged(self, n_episodes: int, seed: int) -> tuple[LoggedData, np.ndarray]:
@@ -77,12 +94,12 @@ class RiverChain:
         rows: list[tuple[int, int, int, float, float, bool]] = []
         for e in range(n_episodes):
             s = int(rng.choice(self.n_states, p=self.start))
-            while True:
+            for t in range(1, (self.time_limit or np.iinfo(np.int64).max) + 1):
                 a = int(rng.random() < self.logger[s, RIGHT])
                 reward = self.r[s, a] + self.noise * rng.normal()
                 end = bool(rng.random() < self.p_end)
                 rows.append((e, s, a, reward, self.logger[s, a], end))
-                if end:
+                if end or t == self.time_limit:
                     break
                 s = int(rng.choice(self.n_states, p=self.p[s, a]))
         arr = np.array(rows, dtype=np.float64)
