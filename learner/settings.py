@@ -3,6 +3,7 @@
 The sections belong to the parts that use them (d3rlpy-style: algorithm configuration apart
 from implementation) and are only composed here: ``preprocessing`` (feature identification and
 normalization), ``trainer`` (algorithm, hyper-parameters, exploration of the served policy),
+``selection`` (variants of the trainer trained side by side and chosen by held-out CPE),
 ``cpe`` (estimators, bootstrap, diagnostics thresholds) and ``gate`` (the publish rule). In the
 TOML file they are ``[learner.trainer]``, ``[learner.cpe]``, ...; in the environment e.g.
 ``POLICYLOOP_LEARNER__TRAINER__STEPS=2000``. The timeline it reads is not here: the sessionizer
@@ -22,6 +23,7 @@ from learner.data.limits import (
 )
 from learner.gate import GateSettings
 from learner.preprocessing.config import PreprocessingSettings
+from learner.selection import SelectionSettings
 from learner.trainers.config import TrainerSettings
 from schemas.names import POLICY_NAME_PATTERN
 
@@ -75,5 +77,6 @@ class LearnerSettings(BaseModel):
     progress: bool = Field(default=True, description="Progress bars and stage lines on stderr.")
     preprocessing: PreprocessingSettings = Field(default_factory=PreprocessingSettings)
     trainer: TrainerSettings = Field(default_factory=TrainerSettings)
+    selection: SelectionSettings = Field(default_factory=SelectionSettings)
     cpe: CpeSettings = Field(default_factory=CpeSettings)
     gate: GateSettings = Field(default_factory=GateSettings)

@@ -56,6 +56,25 @@ def _kv_table(rows: dict[str, Any]) -> str:
     return f"<table>{body}</table>"
 
 
+def _selection_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The variants a run chose among: the estimate each one's gate decision rests on, at the
+    selection's joint confidence level, and which one was chosen."""
+    head = (
+        "<tr><th>variant</th><th>rests on</th><th>value</th><th>interval</th>"
+        "<th>gate</th><th></th></tr>"
+    )
+    body = []
+    for row in rows:
+        gate = row["problem"] or ("publish" if row["publish"] else "reject")
+        body.append(
+            f"<tr><td>{_e(row['variant'])}</td><td>{_e(row['estimator'])}</td>"
+            f"<td class='num'>{_num(row['value'])}</td>"
+            f"<td class='num'>[{_num(row['ci_low'])}, {_num(row['ci_high'])}]</td>"
+            f"<td>{_e(gate)}</td><td>{'◀ chosen' if row['chosen'] else ''}</td></tr>"
+        )
+    return f"<table>{head}{''.join(body)}</table>"
+
+
 def _estimates_table(
     candidate: Sequence[EstimateLike],
     incumbent: Sequence[EstimateLike],
@@ -127,6 +146,17 @@ def render_report(data: ReportData) -> str:
             data.incumbent_estimates,
             data.logged_value,
             data.gate_estimator,
+        ),
+        *(
+            [
+                "<h2>Selection</h2><p>Each of the K variants was evaluated as served with "
+                "intervals at 1 - alpha / K, so that the chosen one's holds whichever is "
+                "chosen; the gate judged the variant its rule ranks first (one it would "
+                "publish, then the highest lower bound).</p>",
+                _selection_table(data.selection),
+            ]
+            if len(data.selection) > 1
+            else []
         ),
         "<h2>Diagnostics</h2>",
         _kv_table(data.diagnostics) if data.diagnostics else "<p>none computed</p>",

@@ -51,3 +51,5 @@ class ReportData:
     importance_weights: np.ndarray | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: the variants the run chose among (``SelectionRow.to_dict()``); shown when more than one
+    selection: list[dict[str, Any]] = field(default_factory=list)

@@ -1,30 +1,70 @@
-"""Stage 5 of a run: export the candidate, then evaluate what would be served.
+"""Stage 5 of a run: export each candidate, then evaluate what would be served.
 
-The candidate is exported to TorchScript *first* and CPE runs on the exported module, so what
-the gate judges is byte for byte what would be served. The incumbent is evaluated through its
-own stored module on the same eval split, with the same estimators (one-step runs share the
-candidate's cross-fitted reward model, so the two are compared on equal terms).
+A candidate is exported to TorchScript *first* and CPE runs on the exported module, so what
+the gate judges is byte for byte what would be served. The incumbent is evaluated once, through
+its own stored module on the same eval split, with the same estimators (one-step runs share the
+candidates' cross-fitted reward model, so all are compared on equal terms).
 """
 
 from __future__ import annotations
 
-from learner.cpe.evaluate import evaluate_policy
+from dataclasses import dataclass
+from typing import Any
+
+from learner.cpe.config import CpeSettings
+from learner.cpe.evaluate import CpeResult, evaluate_policy
 from learner.run.context import RunContext
 from learner.run.records import Candidate, Evaluation, Incumbent, RunData
 from learner.run.served import policy_probs_on, served_probs
 from learner.serving import export_policy
 from services.registry import load_policy
 
-__all__ = ["evaluate_candidate"]
+__all__ = ["IncumbentEvaluation", "ServedEvaluation", "evaluate_incumbent", "evaluate_served"]
 
 
-def evaluate_candidate(
-    ctx: RunContext, data: RunData, candidate: Candidate, incumbent: Incumbent, *, progress: bool
-) -> Evaluation:
-    """CPE of the exported candidate and of the incumbent (when loaded) on the eval split. An
-    incumbent that could not be loaded or evaluated on this data (its actions are not offered)
-    is a warning and the ``incumbent_problem`` the gate rejects on (see :class:`Evaluation`)."""
-    s, eval_data = ctx.settings, data.eval_data
+@dataclass(frozen=True)
+class ServedEvaluation:
+    """A candidate's exported module (what would be served) and its CPE."""
+
+    policy_bytes: bytes
+    cpe: CpeResult
+
+
+@dataclass(frozen=True)
+class IncumbentEvaluation:
+    """The incumbent's CPE (None when it is not deployed, or could not be loaded or
+    evaluated: ``problem`` then says why, in the words the gate's rejection uses, and
+    ``warnings`` for the report)."""
+
+    version: str | None
+    cpe: CpeResult | None
+    warnings: list[str]
+    problem: str | None
+
+    def with_candidate(self, served: ServedEvaluation) -> Evaluation:
+        """The stage's record for the gate: this incumbent beside ``served``."""
+        return Evaluation(
+            served.policy_bytes,
+            served.cpe,
+            self.cpe,
+            list(self.warnings),
+            incumbent_version=self.version,
+            incumbent_problem=self.problem,
+        )
+
+
+def evaluate_served(
+    ctx: RunContext,
+    data: RunData,
+    candidate: Candidate,
+    cpe: CpeSettings,
+    *,
+    progress: bool,
+    reward_hat: Any = None,
+) -> ServedEvaluation:
+    """Export ``candidate`` and evaluate the exported module on the eval split with ``cpe``
+    (``reward_hat``: a one-step reward model already cross-fitted on this split)."""
+    eval_data = data.eval_data
     policy_bytes = export_policy(
         candidate.trained.policy,
         candidate.normalizer,
@@ -32,32 +72,34 @@ def evaluate_candidate(
         data.data.actions_space,
     )
     served = load_policy(policy_bytes)
-    ctx.say(f"evaluating the candidate on {len(eval_data)} eval decisions")
-    candidate_probs = served_probs(served, eval_data.states, eval_data.possible_mask)
-    candidate_cpe = evaluate_policy(eval_data, candidate_probs, s.cpe, progress=progress)
-    incumbent_cpe = None
+    which = f" ({candidate.variant})" if ctx.settings.selection.count > 1 else ""
+    ctx.say(f"evaluating the candidate{which} on {len(eval_data)} eval decisions")
+    probs = served_probs(served, eval_data.states, eval_data.possible_mask)
+    result = evaluate_policy(eval_data, probs, cpe, reward_hat=reward_hat, progress=progress)
+    return ServedEvaluation(policy_bytes, result)
+
+
+def evaluate_incumbent(
+    ctx: RunContext, data: RunData, incumbent: Incumbent, reward_hat: Any, *, progress: bool
+) -> IncumbentEvaluation:
+    """CPE of the incumbent (when loaded) on the eval split. One that could not be loaded or
+    evaluated on this data (its actions are not offered) is a warning and the problem the gate
+    rejects on (see :class:`Evaluation`)."""
     warnings: list[str] = []
     problem = incumbent.problem
+    result = None
     if incumbent.module is not None and incumbent.manifest is not None:
         ctx.say(f"evaluating the incumbent {incumbent.version}")
         try:
-            incumbent_probs = policy_probs_on(eval_data, incumbent.module, incumbent.manifest)
-            reward_hat = getattr(candidate_cpe.input, "reward_hat", None)
-            incumbent_cpe = evaluate_policy(
-                eval_data,
-                incumbent_probs,
-                s.cpe,
-                reward_hat=reward_hat if candidate_cpe.kind == "one_step" else None,
+            probs = policy_probs_on(data.eval_data, incumbent.module, incumbent.manifest)
+            result = evaluate_policy(
+                data.eval_data,
+                probs,
+                ctx.settings.cpe,
+                reward_hat=reward_hat,
                 progress=progress,
             )
         except ValueError as exc:
             warnings.append(f"The incumbent {incumbent.version} could not be evaluated: {exc}")
             problem = f"evaluating it failed: {exc}"
-    return Evaluation(
-        policy_bytes,
-        candidate_cpe,
-        incumbent_cpe,
-        warnings,
-        incumbent_version=incumbent.version,
-        incumbent_problem=problem,
-    )
+    return IncumbentEvaluation(incumbent.version, result, warnings, problem)

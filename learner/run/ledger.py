@@ -23,6 +23,7 @@ from learner.run.records import (
     Window,
     finite_or_none,
 )
+from learner.selection import SelectionRow
 from learner.settings import LearnerSettings
 
 __all__ = ["RunLedger"]
@@ -119,6 +120,10 @@ class RunLedger:
         report.warnings = [*report.warnings, *diag.warnings]
         report.reasons = list(gate_result.decision.reasons)
         report.sentence = gate_result.decision.sentence
+
+    def selected(self, rows: list[SelectionRow]) -> None:
+        """The variants the run chose among (the report shows them when there were several)."""
+        self._report().selection = [row.to_dict() for row in rows]
 
     # --------------------------------------------------------------------------- the report
     def decide(

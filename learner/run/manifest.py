@@ -11,6 +11,7 @@ from typing import Any
 
 from learner.gate_verdict import GateDecision
 from learner.run.records import Candidate, Evaluation, GateResult, Incumbent, RunData
+from learner.selection import SelectionRow
 from learner.settings import LearnerSettings
 
 __all__ = ["candidate_manifest"]
@@ -24,8 +25,10 @@ def candidate_manifest(
     incumbent: Incumbent,
     evaluation: Evaluation,
     gate_result: GateResult,
+    selection: list[SelectionRow],
 ) -> dict[str, Any]:
-    """The caller's part of the manifest (the registry stamps name, version, time, sha256)."""
+    """The caller's part of the manifest (the registry stamps name, version, time, sha256);
+    ``selection``: every variant the run chose among (one when it had no choice)."""
     s, result = settings, candidate.trained
     return {
         "feature_names": list(data.data.feature_names),
@@ -34,7 +37,8 @@ def candidate_manifest(
         "exploration": dict(result.policy.exploration),
         "algorithm": result.algorithm,
         "training": result.summary(),
-        "trainer_settings": s.trainer.model_dump(mode="json"),
+        "trainer_settings": candidate.settings.model_dump(mode="json"),
+        "selection": [row.to_dict() for row in selection],
         "trained_on": {
             "table_uri": data.timeline.uri,
             "table_version": data.timeline.version,

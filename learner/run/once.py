@@ -14,12 +14,11 @@ import uuid
 
 from learner.run.context import RunContext, StageLines, utc_now
 from learner.run.data import NO_DATA_HINT, pin_timeline, read_window, shortage, split
-from learner.run.evaluation import evaluate_candidate
-from learner.run.gate import ask_gate
 from learner.run.ledger import RunLedger
 from learner.run.outcome import discard, publish, reject, reject_before_gate
 from learner.run.records import RunResult
-from learner.run.training import fit_train_normalizer, load_incumbent, train_candidate
+from learner.run.selection import evaluate_and_choose
+from learner.run.training import fit_train_normalizer, load_incumbent, train_candidates
 from learner.settings import LearnerSettings
 from services.kafka_settings import KafkaSettings
 from services.registry import Registry
@@ -107,25 +106,27 @@ def _run(ctx: RunContext, *, force: bool, progress: bool) -> RunResult:
         )
         reasons = [*too_little, NO_DATA_HINT]
         return reject_before_gate(ctx, data, sentence, reasons, algorithm=s.trainer.algorithm)
-    # 4. the incumbent, the normalizer, the candidate; divergence rejects
+    # 4. the incumbent, the normalizer, the candidates (one unless [learner.selection] asks
+    #    for more); divergence of every one rejects
     incumbent = load_incumbent(ctx)
     ledger.incumbent_loaded(incumbent)
     normalizer = fit_train_normalizer(ctx, data)
-    candidate = train_candidate(ctx, data, normalizer, incumbent, progress=progress)
-    ledger.trained(candidate, incumbent)
-    trained = candidate.trained
-    if trained.diverged:
+    candidates = train_candidates(ctx, data, normalizer, incumbent, progress=progress)
+    ledger.trained(candidates[0], incumbent)
+    trained = candidates[0].trained
+    if all(c.trained.diverged for c in candidates):
         sentence = f"Nothing was published: training diverged ({trained.divergence_reason})."
         return reject_before_gate(
             ctx, data, sentence, [sentence[:-1]], algorithm=trained.algorithm, train_result=trained
         )
-    # 5. export the candidate, evaluate what would be served, and the incumbent
-    evaluation = evaluate_candidate(ctx, data, candidate, incumbent, progress=progress)
+    # 5-6. export each, evaluate what would be served (and the incumbent), choose, ask the gate
+    chosen = evaluate_and_choose(ctx, data, candidates, incumbent, progress=progress)
+    candidate, evaluation, gate_result = chosen.candidate, chosen.evaluation, chosen.gate_result
+    ledger.trained(candidate, incumbent)
     ledger.evaluated(evaluation)
-    # 6. the gate
-    gate_result = ask_gate(s, evaluation)
     ledger.gated(gate_result, evaluation)
+    ledger.selected(chosen.rows)
     # 7. reject, or store -> report -> gate_log -> promote
     if not gate_result.decision.publish:
-        return reject(ctx, data, candidate, incumbent, evaluation, gate_result)
-    return publish(ctx, data, candidate, incumbent, evaluation, gate_result)
+        return reject(ctx, data, candidate, incumbent, evaluation, gate_result, chosen.rows)
+    return publish(ctx, data, candidate, incumbent, evaluation, gate_result, chosen.rows)

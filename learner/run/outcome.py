@@ -17,6 +17,7 @@ from learner.run.context import RunContext, utc_now
 from learner.run.gate import gate_decision, gate_estimator_for
 from learner.run.manifest import candidate_manifest
 from learner.run.records import Candidate, Evaluation, GateResult, Incumbent, RunData, RunResult
+from learner.selection import SelectionRow
 
 __all__ = ["discard", "publish", "reject", "reject_before_gate"]
 
@@ -56,9 +57,10 @@ def reject(
     incumbent: Incumbent,
     evaluation: Evaluation,
     gate_result: GateResult,
+    selection: list[SelectionRow],
 ) -> RunResult:
     """The gate's rejection: reasons are the checks that failed."""
-    run = _gated_result(ctx, data, candidate, incumbent, evaluation, gate_result)
+    run = _gated_result(ctx, data, candidate, incumbent, evaluation, gate_result, selection)
     ctx.ledger.decide("reject")
     run.report_path = ctx.ledger.write_report()
     _log(ctx, run, decision="reject", **gate_result.gate_log_fields())
@@ -72,12 +74,13 @@ def publish(
     incumbent: Incumbent,
     evaluation: Evaluation,
     gate_result: GateResult,
+    selection: list[SelectionRow],
 ) -> RunResult:
     """Store unpromoted, write the report and ``gate_log``, then promote (or announce)."""
     s = ctx.settings
-    run = _gated_result(ctx, data, candidate, incumbent, evaluation, gate_result)
+    run = _gated_result(ctx, data, candidate, incumbent, evaluation, gate_result, selection)
     manifest = candidate_manifest(
-        s, ctx.run_id, data, candidate, incumbent, evaluation, gate_result
+        s, ctx.run_id, data, candidate, incumbent, evaluation, gate_result, selection
     )
     ctx.say("publishing")
     stored = ctx.stored_version = ctx.registry.publish(
@@ -122,6 +125,7 @@ def _gated_result(
     incumbent: Incumbent,
     evaluation: Evaluation,
     gate_result: GateResult,
+    selection: list[SelectionRow],
 ) -> RunResult:
     decision = gate_result.decision
     return RunResult(
@@ -136,6 +140,7 @@ def _gated_result(
         train_result=candidate.trained,
         gate_decision=decision,
         eval_data=data.eval_data,
+        selection=[row.to_dict() for row in selection],
         **data.result_fields(),
     )
 

@@ -17,6 +17,7 @@ from learner.cpe.evaluate import CpeResult
 from learner.data.logged import LoggedData
 from learner.gate_verdict import GateDecision
 from learner.preprocessing.normalizer import Normalizer
+from learner.trainers.config import TrainerSettings
 from learner.trainers.result import TrainResult
 
 __all__ = [
@@ -56,6 +57,7 @@ class RunResult:
     train_result: Any = None
     gate_decision: Any = None
     eval_data: Any = None  # the LoggedData CPE ran on (benchmarks compare it with the truth)
+    selection: list[dict[str, Any]] = field(default_factory=list)  # one row per variant
 
     @property
     def ok(self) -> bool:
@@ -136,10 +138,14 @@ class Incumbent:
 
 @dataclass(frozen=True)
 class Candidate:
-    """The normalizer fitted on the train split and the policy trained with it (stage 4)."""
+    """The normalizer fitted on the train split and the policy trained with it (stage 4):
+    ``settings`` the trainer settings it was trained and is served with, ``variant`` its name
+    among the run's selection variants (:mod:`learner.selection`)."""
 
     normalizer: Normalizer
     trained: TrainResult
+    settings: TrainerSettings
+    variant: str = "defaults"
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,16 @@ gate must beat the incumbent (``gate.beat_incumbent``) it then rejects, naming t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from learner.preprocessing.normalizer import Normalizer, fit_normalizer
 from learner.run.context import RunContext
 from learner.run.records import Candidate, Incumbent, RunData
+from learner.selection import variants
 from learner.trainers.training import train
 from services.registry import RegistryError
 
-__all__ = ["fit_train_normalizer", "load_incumbent", "train_candidate"]
+__all__ = ["fit_train_normalizer", "load_incumbent", "train_candidates"]
 
 
 def load_incumbent(ctx: RunContext) -> Incumbent:
@@ -39,11 +42,26 @@ def fit_train_normalizer(ctx: RunContext, data: RunData) -> Normalizer:
     return fit_normalizer(train_data.states, train_data.feature_names, ctx.settings.preprocessing)
 
 
-def train_candidate(
+def train_candidates(
     ctx: RunContext, data: RunData, normalizer: Normalizer, incumbent: Incumbent, *, progress: bool
-) -> Candidate:
-    """Train on the train split, warm-started from the incumbent when it fits the data."""
+) -> list[Candidate]:
+    """One candidate per selection variant (:mod:`learner.selection`; one by default), each
+    trainer configuration trained once on the train split, warm-started from the incumbent
+    when it fits the data; variants that differ only in exploration share its networks."""
     warm = incumbent.module if incumbent.fits(data.data) else None
-    ctx.say("training")
-    result = train(data.train_data, ctx.settings.trainer, normalizer, warm, progress=progress)
-    return Candidate(normalizer, result)
+    planned = variants(ctx.settings.trainer, ctx.settings.selection)
+    trained = {}
+    out = []
+    for variant in planned:
+        if variant.trainer_index not in trained:
+            which = f" {variant.name}" if len(planned) > 1 else ""
+            ctx.say(f"training{which}")
+            trained[variant.trainer_index] = train(
+                data.train_data, variant.settings, normalizer, warm, progress=progress
+            )
+        result = trained[variant.trainer_index]
+        served = result.policy.with_exploration(variant.settings.exploration)
+        out.append(
+            Candidate(normalizer, replace(result, policy=served), variant.settings, variant.name)
+        )
+    return out

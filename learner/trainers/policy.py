@@ -83,6 +83,13 @@ class StochasticPolicy:
         self.feature_names = list(feature_names)
         self.actions = list(actions)
 
+    def with_exploration(self, exploration: ExplorationSettings) -> StochasticPolicy:
+        """The same networks served with another exploration (a selection variant: no
+        retraining, only what is sampled changes)."""
+        m = self.module
+        module = PolicyModule(m.normalizer, m.q_network, m.imitator, m.bcq_threshold, exploration)
+        return StochasticPolicy(module, self.feature_names, self.actions)
+
     @property
     def exploration(self) -> dict[str, Any]:
         m = self.module
