@@ -262,6 +262,24 @@ class DecisionLogger:
         """Events accepted and held in memory (not yet handed to Kafka or the spool)."""
         return len(self._queue) + self._sender.held_events
 
+    @property
+    def accepted_events(self) -> int:
+        """Events accepted so far; the n-th is on disk once :meth:`durable_events` reaches n."""
+        return self._counts.accepted_total
+
+    def durable_events(self, wake: bool = False) -> int:
+        """With ``sdk.spool_write_through``: the first this-many accepted events are synced to
+        the spool and survive ``kill -9`` (``durable_progress.py``); 0 without it. ``wake``:
+        ask the sender for a loop now instead of after ``linger_ms``."""
+        if wake:
+            self._sender.wake()
+        return self._sender.durable.events
+
+    @property
+    def connected(self) -> bool:
+        """The producer is connected and the broker takes records (no outage detected)."""
+        return self._sender.producer_ready and not self._sender.outage
+
     #: The spool's losses as last reported by flush() (``None``: nothing reported yet).
     _reported: LossCounts | None = None
 

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from schemas.events import LIMITS
 from services.kafka_settings import KafkaSettings
 from services.registry.reader import RegistryReader
+from services.sdk.policy_batch import ActRequest, batched_probs
 from services.sdk.policy_metrics import VersionStats, collector_for
 from services.sdk.policy_model import ServedModel, UniformModel
 from services.sdk.policy_reload import PolicyReloader
@@ -71,7 +72,7 @@ if TYPE_CHECKING:
 
     from services.sdk.logger import DecisionLogger
 
-__all__ = ["PolicyAct", "PolicyClient", "ServingSnapshot"]
+__all__ = ["ActRequest", "PolicyAct", "PolicyClient", "ServingSnapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -163,15 +164,45 @@ class PolicyClient:
         self, episode_id: str, state: dict[str, float], possible_actions: Sequence[int | str]
     ) -> PolicyAct:
         """Sample an action for ``episode_id``'s next step; see the module doc."""
+        model = self._model_for(episode_id, self._serving)
+        probs = model.probs(state, possible_actions)
+        return self._draw(episode_id, state, possible_actions, model, probs)
+
+    def act_many(self, requests: Sequence[ActRequest]) -> list[PolicyAct | Exception]:
+        """:meth:`act` for each request, in order, with one model call per served version and
+        possible actions (:meth:`ServedModel.probs_many`): what a service that gathers
+        concurrent decisions calls. A request that ``act`` would refuse gets the exception
+        ``act`` would raise in its place; the others are served all the same."""
         serving = self._serving
+        models = [self._model_for(r.episode_id, serving) for r in requests]
+        acts: list[PolicyAct | Exception] = []
+        for r, model, row in zip(requests, models, batched_probs(models, requests), strict=True):
+            try:
+                if isinstance(row, Exception):
+                    raise row
+                acts.append(self._draw(r.episode_id, r.state, r.possible_actions, model, row))
+            except Exception as exc:  # refused by the model, or by an attached logger
+                acts.append(exc)
+        return acts
+
+    def _model_for(self, episode_id: str, serving: ServingState) -> ServedModel | UniformModel:
+        """The open episode's version, else the one its routing bucket picks."""
         episode = self._episodes.get(episode_id)
         if episode is not None:
-            model = episode.model
-        elif serving.candidate is not None and routes_to_candidate(episode_id, serving.fraction):
-            model = serving.candidate
-        else:
-            model = serving.incumbent
-        probs = model.probs(state, possible_actions)
+            return episode.model
+        if serving.candidate is not None and routes_to_candidate(episode_id, serving.fraction):
+            return serving.candidate
+        return serving.incumbent
+
+    def _draw(
+        self,
+        episode_id: str,
+        state: dict[str, float],
+        possible_actions: Sequence[int | str],
+        model: ServedModel | UniformModel,
+        probs: list[float],
+    ) -> PolicyAct:
+        """Sample from ``probs``, advance the episode, count, log: the rest of an act."""
         version = model.version
         with self._lock:
             total = 0.0
@@ -267,6 +298,11 @@ class PolicyClient:
         serving = self._serving
         candidate = serving.candidate.version if serving.candidate is not None else None
         return ServingSnapshot(serving.incumbent.version, candidate, serving.fraction)
+
+    def episode_step(self, episode_id: str) -> int | None:
+        """The last step acted in ``episode_id``, or None if it is not open in this client."""
+        episode = self._episodes.get(episode_id)
+        return None if episode is None else episode.step
 
     @property
     def open_episodes(self) -> int:

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Forward", "MaskedForward", "compile_for_mask", "compile_served"]
+__all__ = ["Forward", "MaskedForward", "batch_agrees", "compile_for_mask", "compile_served"]
 
 log = logging.getLogger(__name__)
 
@@ -305,3 +305,41 @@ def compile_served(module: Any, feature_names: list[str], n_actions: int) -> tup
         log.debug("specialized policy disagrees (%s); serving the original module", problem)
         return original, "original"
     return fast, "specialized"
+
+
+def batch_agrees(
+    forward: Forward, feature_names: list[str], n_actions: int, masks: list[list[bool]] | None
+) -> bool:
+    """True if ``forward`` on a batch of rows gives each row's batch-of-one probabilities,
+    for each of ``masks`` (default: those of :func:`_probe_masks`).
+
+    The specializations above are verified on one row at a time; a constant folded with the
+    shape of one row could broadcast differently on several. A client batches rows
+    (:meth:`ServedModel.probs_many`) only once this holds on the probe states within the same
+    tolerance (with more than 16 masks: all actions possible and 15 others drawn).
+    """
+    rng = random.Random(20240302)
+    states = _probe_states(feature_names, rng)
+    if masks is None:
+        masks = _probe_masks(n_actions, rng)
+        if len(masks) > 16:
+            masks = [[True] * n_actions, *rng.sample(masks, 15)]
+    rows = torch.tensor(
+        [[s.get(name, float("nan")) for name in feature_names] for s in states],
+        dtype=torch.float32,
+    )
+    try:
+        with torch.inference_mode():
+            for mask in masks:
+                one = torch.tensor([mask], dtype=torch.bool)
+                batch = forward(rows, one.expand(len(states), -1)).tolist()
+                for i in range(len(states)):
+                    single = forward(rows[i : i + 1], one)[0].tolist()
+                    if len(batch[i]) != len(single) or any(
+                        not abs(b - w) <= _TOLERANCE for b, w in zip(batch[i], single, strict=True)
+                    ):
+                        return False
+    except Exception as exc:  # any failure only means: one row at a time
+        log.debug("batched calls refused: %s", exc)
+        return False
+    return True

@@ -3,7 +3,11 @@
 A :class:`ServedModel` is built once per version and shared by every decision: it owns the
 action → index map of the manifest and a small cache of possible-action masks, so that the hot
 path of :meth:`probs` only converts the state, runs the (specialized, verified) module and picks
-the probabilities of the possible actions.
+the probabilities of the possible actions. :meth:`ServedModel.probs_many` serves several
+states in one module call: at a batch of one, a call's cost is mostly fixed (the interpreter and
+dispatcher steps, and in a busy server the caches they find cold), so a service that gathers
+concurrent decisions pays it once per batch. A model batches only if its batched output was
+verified equal to its one-row output at load (:func:`~services.sdk.policy_compile.batch_agrees`).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class ServedModel:
     def __init__(self, version: str, module: Any, manifest: dict[str, Any]) -> None:
         import torch
 
-        from services.sdk.policy_compile import compile_for_mask, compile_served
+        from services.sdk.policy_compile import batch_agrees, compile_for_mask, compile_served
 
         self.version = version
         self.manifest = manifest
@@ -54,6 +58,14 @@ class ServedModel:
         )
         if self._all_possible is not None:
             self.compiled += "+all-actions"
+        # Several rows in one call (probs_many) only where that was verified equal.
+        n_actions = len(self.actions)
+        bound = self._all_possible
+        batches = batch_agrees(self._forward, self.feature_names, n_actions, None)
+        if batches and bound is not None:
+            every = [[True] * n_actions]
+            batches = batch_agrees(lambda r, _m: bound(r), self.feature_names, n_actions, every)
+        self.batches = batches
         # One reusable (1, F) input per thread: building a fresh tensor per call costs more
         # than the rest of the bookkeeping together; the module never keeps its input.
         self._local = threading.local()
@@ -106,6 +118,20 @@ class ServedModel:
         full = (self._forward(row, mask) if bound is None else bound(row)).tolist()[0]
         return [full[i] for i in indices]
 
+    def probs_many(
+        self, states: Sequence[dict[str, float]], possible: Sequence[int | str]
+    ) -> list[list[float]]:
+        """:meth:`probs` of each of ``states`` for the same ``possible`` actions, in one module
+        call when the model batches (see the module doc), else one call per state."""
+        if len(states) == 1 or not self.batches:
+            return [self.probs(state, possible) for state in states]
+        mask, indices, bound = self._mask_for(possible)
+        names = self.feature_names
+        values = np.array([[s.get(n, _NAN) for n in names] for s in states], dtype=np.float32)
+        rows = self._from_numpy(values)
+        out = bound(rows) if bound is not None else self._forward(rows, mask.expand(len(rows), -1))
+        return [[full[i] for i in indices] for full in out.tolist()]
+
 
 class UniformModel:
     """The built-in cold-start policy: every possible action equally likely."""
@@ -119,3 +145,9 @@ class UniformModel:
         if n == 0:
             raise ValueError("possible_actions: must contain at least one action")
         return [1.0 / n] * n
+
+    def probs_many(
+        self, states: Sequence[dict[str, float]], possible: Sequence[int | str]
+    ) -> list[list[float]]:
+        """:meth:`probs` of each of ``states``."""
+        return [self.probs(state, possible) for state in states]

@@ -22,9 +22,9 @@ late, so nothing is retried forever and nothing blocks what follows.
 
 Outage detection: the oldest unacknowledged record is older than ``outage_after_s`` (or there
 is no producer yet). kafka-python keeps retrying what it was handed for ``delivery_timeout_s``.
-
 The producer is connected in the background (``connection.py``); records are cut and named in
-``batch_records.py``.
+``batch_records.py``. With ``sdk.spool_write_through`` every record goes through the spool
+(``durable_progress.py``).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from services.sdk.batch_records import (
     with_partitions,
 )
 from services.sdk.connection import ProducerConnection
+from services.sdk.durable_progress import DurableProgress
 from services.sdk.event_queue import EventQueue
 from services.sdk.metrics import CallerCounts, SdkMetrics
 from services.sdk.partitioning import EpisodePartitioner
@@ -55,6 +56,7 @@ from services.sdk.spool_writer import SpoolWriter
 __all__ = ["Sender"]
 
 log = logging.getLogger(__name__)
+_Entry = SpoolEntry | None
 
 
 class _InFlight:
@@ -68,18 +70,13 @@ class _InFlight:
     __slots__ = ("batch", "direct", "future", "sent_at", "spool_entry")
 
     def __init__(
-        self,
-        future: Any,
-        batch: BatchRecord,
-        sent_at: float,
-        direct: bool,
-        spool_entry: SpoolEntry | None,
+        self, future: Any, batch: BatchRecord, sent_at: float, direct: bool, entry: _Entry
     ) -> None:
         self.future = future
         self.batch = batch
         self.sent_at = sent_at
         self.direct = direct
-        self.spool_entry = spool_entry
+        self.spool_entry = entry
 
 
 class Sender(threading.Thread):
@@ -128,6 +125,8 @@ class Sender(threading.Thread):
         self.acked_events = 0
         self.fatal: BaseException | None = None
         self.outage = False
+        self._through = settings.spool_write_through
+        self.durable = DurableProgress()
 
     # -- control from other threads ----------------------------------------------------------
     def wake(self) -> None:
@@ -138,6 +137,10 @@ class Sender(threading.Thread):
         self._stop_requested.set()
         self._wake.set()
         self.join(timeout)
+
+    @property
+    def producer_ready(self) -> bool:  # the logger's ``connected``
+        return self._connection.producer is not None
 
     @property
     def held_events(self) -> int:
@@ -198,7 +201,8 @@ class Sender(threading.Thread):
             self._writer.write_front(now)
         self._replay_spool(now)
         self._route_queue(now)
-        self._writer.sync()
+        if self._writer.sync():
+            self.durable.synced(self._writer.appended_events)
         self._metrics.publish(self._counts, self._spool.losses)
         self._metrics.queue_depth.set(len(self._queue) + self.held_events)
         self._metrics.spool_bytes.set(self._spool.bytes)
@@ -324,7 +328,9 @@ class Sender(threading.Thread):
                 return  # the spool refuses more: events wait in the queue
         if not queue:
             return
-        if self._connection.producer is None and not self.outage and not self._must_spill():
+        if self._connection.producer is None and not (
+            self.outage or self._through or self._must_spill()
+        ):
             return  # the first connection attempt is under way
         if self._direct():
             if not self._window_open() and not self._must_spill():
@@ -340,6 +346,7 @@ class Sender(threading.Thread):
         """Whether new records may go straight to Kafka: nothing older waits anywhere."""
         return (
             not self.outage
+            and not self._through
             and self._connection.producer is not None
             and self._queue.partitioner is not None
             and self._spool.is_empty()
@@ -369,7 +376,8 @@ class Sender(threading.Thread):
 
     def _drain(self) -> list[BatchRecord]:
         """Take everything queued and pack it into per-partition records, in order."""
-        buckets, unknown, _count = self._queue.take()
+        buckets, unknown, count = self._queue.take()
+        self.durable.drained(count)
         sort_late_events(buckets, unknown, self._queue.partitioner)
         limits = self._limits
         return [r for p, packed in buckets.items() for r in batch_records(p, packed, limits)]

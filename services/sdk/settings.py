@@ -84,6 +84,13 @@ class SdkSettings(BaseModel):
     spool_fsync: bool = Field(
         default=True, description="fsync the spool after each batch of appends (once per loop)."
     )
+    spool_write_through: bool = Field(
+        default=False,
+        description="Send every batch through the disk spool (appended, fsynced, then read "
+        "back and sent), so that DecisionLogger.durable_events can say which accepted events "
+        "survive a kill -9. The decision service's durable mode sets it; it costs a disk write "
+        "and read per batch and an fsync per sender loop.",
+    )
     compression: Literal["none", "lz4", "gzip"] = "lz4"
     max_open_episodes: int = Field(
         default=1_000_000,

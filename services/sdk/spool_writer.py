@@ -47,6 +47,8 @@ class SpoolWriter:
         #: The spool's write error while writes fail (``None`` once one succeeds).
         self.error: str | None = None
         self._full = False
+        #: Events appended to the spool's tail by :meth:`write` (what write-through counts).
+        self.appended_events = 0
 
     @property
     def waiting(self) -> bool:
@@ -95,6 +97,7 @@ class SpoolWriter:
                 return
             pending.popleft()
             self.held_events -= batch.n_events
+            self.appended_events += batch.n_events
             self._accepted()
             self._metrics.spooled.inc(batch.n_events)
 
@@ -118,13 +121,15 @@ class SpoolWriter:
         self._accepted()
         self._metrics.spooled.inc(sum(r.n_events for r in records))
 
-    def sync(self) -> None:
-        """fsync what was appended; a failure is logged and counted, never raised."""
+    def sync(self) -> bool:
+        """fsync what was appended; False (logged and counted, never raised) if it failed."""
         try:
             self._spool.sync()
         except SpoolWriteError as exc:
             self._metrics.spool_write_errors.inc()
             log.error("%s; what was written may not survive a crash of the machine", exc)
+            return False
+        return True
 
     def finish(self) -> None:
         """At close: write everything that waits; drop (count and log) what the spool refuses."""
