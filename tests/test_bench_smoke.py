@@ -26,6 +26,7 @@ def test_every_benchmark_module_is_found():
         "learner_quality",
         "policy_client",
         "sdk",
+        "serve",
         "sessionizer",
         "trainer_speed",
     }

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("torch", "kafka", "aiokafka", "deltalake")
+HEAVY = ("torch", "kafka", "aiokafka", "deltalake", "fastapi", "uvicorn")
 
 
 def _heavy_modules_after(code: str) -> str:
@@ -26,5 +26,14 @@ def test_policyloop_help_imports_neither_torch_nor_kafka_clients():
     code = (
         "from click.testing import CliRunner; from services.cli.main import cli; "
         "result = CliRunner().invoke(cli, ['--help']); assert result.exit_code == 0, result.output"
+    )
+    assert _heavy_modules_after(code) == "[]"
+
+
+def test_serve_help_imports_neither_the_web_framework_nor_torch():
+    code = (
+        "from click.testing import CliRunner; from services.cli.main import cli; "
+        "result = CliRunner().invoke(cli, ['serve', '--help']); "
+        "assert result.exit_code == 0, result.output"
     )
     assert _heavy_modules_after(code) == "[]"

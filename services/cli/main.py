@@ -25,6 +25,10 @@ _COMMANDS: dict[str, str] = {
     "registry": "services.cli.registry_cmd:registry",
     "rollout": "services.cli.rollout_cmd:rollout",
     "simulate": "services.cli.simulate_cmd:simulate",
+    "serve": "services.cli.serve_cmd:serve",
+    "import": "services.cli.import_cmd:import_",
+    "export": "services.cli.export_cmd:export",
+    "score": "services.cli.score_cmd:score",
 }
 
 

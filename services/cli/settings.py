@@ -21,6 +21,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from learner.settings import LearnerSettings
 from services.broker.settings import BrokerSettings
+from services.decision.settings import DecisionServiceSettings
+from services.interop.settings import InteropSettings
 from services.kafka_settings import KafkaSettings
 from services.rollout.settings import RolloutSettings
 from services.sdk.settings import SdkSettings
@@ -55,6 +57,8 @@ class Settings(BaseSettings):
     sessionizer: SessionizerSettings = Field(default_factory=SessionizerSettings)
     learner: LearnerSettings = Field(default_factory=LearnerSettings)
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    serve: DecisionServiceSettings = Field(default_factory=DecisionServiceSettings)
+    interop: InteropSettings = Field(default_factory=InteropSettings)
     tables: TablesSettings = Field(default_factory=TablesSettings)
 
     @classmethod

@@ -96,13 +96,19 @@ def test_every_compose_service_has_a_healthcheck():
 
 def test_each_policyloop_healthcheck_probes_what_its_command_serves():
     """A service with --metrics-port is checked at that port's /metrics in its container; the
-    learner, which serves nothing, at the Pushgateway its command pushes to."""
+    decision service (``serve``) at its --port's /healthz; the learner, which serves nothing, at
+    the Pushgateway its command pushes to."""
     probed = {}
     for name, service in policyloop_services().items():
         command = [str(arg) for arg in service["command"]]
         test = " ".join(service.get("healthcheck", {}).get("test", []))
         port, pushgateway = _flag(command, "--metrics-port"), _flag(command, "--pushgateway")
-        expected = f"http://{LOOPBACK}:{port}/metrics" if port else f"{pushgateway}/metrics"
+        if command[0] == "serve":
+            expected = f"http://{LOOPBACK}:{_flag(command, '--port')}/healthz"
+        elif port:
+            expected = f"http://{LOOPBACK}:{port}/metrics"
+        else:
+            expected = f"{pushgateway}/metrics"
         probed[name] = expected in test
     assert probed == {name: True for name in policyloop_services()}
 
@@ -195,9 +201,11 @@ def test_every_k8s_container_with_a_port_has_a_readiness_probe():
 
 def test_k8s_probes_get_metrics_on_the_port_the_container_serves_them():
     """Each probe is an HTTP GET of /metrics (what Prometheus scrapes) on a declared port,
-    the one the container's ``--metrics-port`` serves."""
+    the one the container's ``--metrics-port`` serves (the decision service: below)."""
     probes = {}
     for key, (_pod, c) in _containers().items():
+        if c["args"][0] == "serve":
+            continue
         ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
         served = _flag([str(a) for a in c.get("args", [])], "--metrics-port")
         for kind in ("livenessProbe", "readinessProbe"):
@@ -275,3 +283,66 @@ def test_the_k8s_sessionizer_serves_metrics_on_the_pods_address(monkeypatch):
         monkeypatch.setenv(name, value)
     host = _SessionizerSection().sessionizer.metrics_host
     assert not ipaddress.ip_address(host).is_loopback, host
+
+
+# --------------------------------------------------------------------------- the decision service
+def _decision_containers() -> dict[str, dict[str, Any]]:
+    found = {key: c for key, (_pod, c) in _containers().items() if c["args"][0] == "serve"}
+    assert found, "deploy/k8s has no decision service (policyloop serve)"
+    return found
+
+
+def test_the_k8s_decision_service_is_live_at_healthz_and_ready_at_readyz_on_its_port():
+    """Readiness is /readyz (a policy loaded, the logger connected): a pod without either gets no
+    traffic; liveness is /healthz (the process answers), on the port ``--port`` serves."""
+    for key, c in _decision_containers().items():
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        served = _flag([str(a) for a in c["args"]], "--port")
+        probes = {
+            kind: (c[kind]["httpGet"]["path"], str(ports.get(c[kind]["httpGet"]["port"])))
+            for kind in ("livenessProbe", "readinessProbe")
+        }
+        assert probes == {
+            "livenessProbe": ("/healthz", served),
+            "readinessProbe": ("/readyz", served),
+        }, key
+
+
+def test_the_decision_service_binds_a_public_address_only_with_api_keys_from_a_secret():
+    """``--host 0.0.0.0`` without keys is refused at start; the keys come from a Secret (k8s) or
+    a required variable (compose), never from the files, and nothing allows unauthenticated."""
+    for key, c in _decision_containers().items():
+        args = [str(a) for a in c["args"]]
+        variable = _flag(args, "--api-keys-env")
+        assert _flag(args, "--host") == "0.0.0.0" and variable, key
+        assert "--allow-unauthenticated" not in args
+        (source,) = [e for e in c["env"] if e["name"] == variable]
+        assert "secretKeyRef" in source.get("valueFrom", {}), source
+    service = compose_services()["decision"]
+    command = [str(a) for a in service["command"]]
+    assert "--allow-unauthenticated" not in command
+    keys = str(service["environment"][_flag(command, "--api-keys-env")])
+    assert re.fullmatch(r"\$\{[A-Z_][A-Z0-9_]*:\?[^}]+\}", keys), keys
+
+
+def test_the_k8s_decision_service_scales_on_cpu():
+    (hpa,) = [d for d in k8s_documents() if d["kind"] == "HorizontalPodAutoscaler"]
+    target = hpa["spec"]["scaleTargetRef"]
+    assert f"{target['kind']}/{target['name']}" in {
+        key.rsplit("/", 1)[0] for key in _decision_containers()
+    }
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert hpa["spec"]["minReplicas"] >= 2  # a rolling restart keeps one pod serving
+    (container,) = _decision_containers().values()
+    assert container["resources"]["requests"]["cpu"]  # utilization is relative to the request
+
+
+def test_the_k8s_decision_service_is_reachable_through_a_service_on_its_port():
+    (deployment,) = {k.split("/")[1] for k in _decision_containers()}
+    services = [d for d in k8s_documents() if d["kind"] == "Service"]
+    (service,) = [
+        s for s in services if s["spec"]["selector"] == {"app.kubernetes.io/name": "decision"}
+    ]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert deployment == service["metadata"]["name"]

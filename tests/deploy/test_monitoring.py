@@ -2,7 +2,8 @@
 
 One stack, as ``deploy/`` wires it: a sessionizer process serving /metrics, a serving process
 (PolicyClient with a DecisionLogger, its metrics on an HTTP endpoint) in the middle of a staged
-rollout, the rollout controller's endpoint, and a learner run pushing to a real Pushgateway.
+rollout, the decision service (``policyloop serve``, two workers) answering HTTP decisions, the
+rollout controller's endpoint, and a learner run pushing to a real Pushgateway.
 A real Prometheus scrapes them every second with the repository's alert rules loaded; the
 assertions go through its HTTP API, as a dashboard would.
 """
@@ -27,6 +28,7 @@ from services.rollout.controller import RolloutController
 from services.rollout.settings import RolloutSettings
 from services.sdk import DecisionLogger, PolicyClient
 from services.simulator.fleet import play_episodes
+from tests.decision.conftest import STATE, start_server
 from tests.deploy.monitoring_stack import (
     prometheus_query,
     running_prometheus,
@@ -38,6 +40,7 @@ from tests.rollout.factory import publish
 pytestmark = pytest.mark.integration
 
 POLICY = "cartpole"
+DECISIONS = 12
 
 
 def _serve(registry: prometheus_client.CollectorRegistry) -> tuple[int, object]:
@@ -97,6 +100,8 @@ def stack(broker, tmp_path_factory):
     incumbent = publish(registry, promote=True, seed=1)
     candidate = publish(registry, seed=2)
     servers = []
+    decision = start_server(kafka, tmp_path / "registry", tmp_path / "decision", "--workers", "2")
+    decision_port = decision.url.rsplit(":", 1)[1]
     sessionizer = SessionizerProcess(settings, tmp_path / "sessionizer.log")
     try:
         sessionizer.wait_ready()
@@ -160,6 +165,10 @@ def stack(broker, tmp_path_factory):
                             "static_configs": [{"targets": [f"{host}:{serving_port}"]}],
                         },
                         {
+                            "job_name": "policyloop-decision",
+                            "static_configs": [{"targets": [f"{host}:{decision_port}"]}],
+                        },
+                        {
                             "job_name": "policyloop-rollout",
                             "static_configs": [{"targets": [f"{host}:{rollout_port}"]}],
                         },
@@ -170,6 +179,11 @@ def stack(broker, tmp_path_factory):
                         },
                     ],
                 }
+                with decision.client() as http:  # decisions, and one invalid request (400)
+                    for _ in range(DECISIONS):
+                        body = {"state": STATE, "possible_actions": [0, 1]}
+                        assert http.post("/v1/decisions", json=body).status_code == 200
+                    assert http.post("/v1/decisions", json={"state": {}}).status_code == 400
                 with running_prometheus(config, tmp_path) as prometheus:
                     yield {
                         "prometheus": prometheus,
@@ -182,6 +196,7 @@ def stack(broker, tmp_path_factory):
         for server in servers:
             server.shutdown()
         sessionizer.stop()
+        decision.stop()
 
 
 def test_monitoring_stack_scrapes_rollout_serving_pipeline_and_learner_metrics(stack):
@@ -190,12 +205,15 @@ def test_monitoring_stack_scrapes_rollout_serving_pipeline_and_learner_metrics(s
     played = stack["stats"]
 
     # Serving: decisions and episodes by policy version, from the serving job.
-    decisions = _wait_for(url, f'policyloop_policy_decisions_total{{policy="{POLICY}"}}')
+    serving = 'job="policyloop-serving"'  # the decision service's job has its own test
+    decisions = _wait_for(url, f'policyloop_policy_decisions_total{{policy="{POLICY}",{serving}}}')
     by_version = {s["metric"]["policy_version"]: float(s["value"][1]) for s in decisions}
     assert {s["metric"]["job"] for s in decisions} == {"policyloop-serving"}
     assert set(by_version) <= {incumbent, candidate} and by_version
     assert sum(by_version.values()) == sum(played.lengths)
-    episodes = _wait_for(url, f'sum(policyloop_policy_episodes_total{{policy="{POLICY}"}})')
+    episodes = _wait_for(
+        url, f'sum(policyloop_policy_episodes_total{{policy="{POLICY}",{serving}}})'
+    )
     assert float(episodes[0]["value"][1]) == len(played.returns)
     assert _wait_for(url, f'policyloop_policy_propensity_bucket{{policy="{POLICY}",le="1.0"}}')
 
@@ -238,6 +256,22 @@ def test_alert_rules_load_into_the_running_prometheus(stack):
     names = {rule["name"] for group in groups for rule in group["rules"]}
     assert {"PolicyloopRolloutCandidateRegression", "PolicyloopSessionizerLagHigh"} <= names
     assert all(rule["health"] != "err" for group in groups for rule in group["rules"])
+
+
+def test_the_decision_services_decisions_latency_and_errors_reach_prometheus(stack):
+    """What the dashboard's decision-service row reads, scraped from both workers."""
+    url = stack["prometheus"]
+    job = 'job="policyloop-decision"'
+    decisions = _wait_for(url, f"sum(policyloop_policy_decisions_total{{{job}}})")
+    assert float(decisions[0]["value"][1]) == DECISIONS
+    routes = _wait_for(url, f'policyloop_serve_requests_total{{{job},route="/v1/decisions"}}')
+    by_status: dict[str, float] = {}
+    for sample in routes:
+        status = sample["metric"]["status"]
+        by_status[status] = by_status.get(status, 0.0) + float(sample["value"][1])
+    assert by_status == {"200": DECISIONS, "400": 1}
+    assert {s["metric"]["worker"] for s in routes} <= {"0", "1"}
+    assert _wait_for(url, f"policyloop_serve_request_duration_seconds_bucket{{{job}}}")
 
 
 #: Series that exist only after something went wrong, which this healthy stack never does.
