@@ -22,8 +22,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_every_benchmark_module_is_found():
     assert set(available()) >= {
+        "cpe_coverage",
+        "interop",
         "learner_memory",
         "learner_quality",
+        "learner_suite",
         "policy_client",
         "sdk",
         "serve",

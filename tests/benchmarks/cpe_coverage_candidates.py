@@ -31,7 +31,7 @@ from learner.trainers.training import train
 from services.registry import load_policy
 from tests.benchmarks.cpe_coverage_policies import Mixed, PolicyProbs, Served, Swapped, Uniform
 
-__all__ = ["CANDIDATES", "Candidate", "Snapshots", "make_candidates"]
+__all__ = ["CANDIDATES", "Candidate", "Snapshots", "Trained", "make_candidates", "train_served"]
 
 #: Every candidate kind, in the order they are evaluated and printed.
 CANDIDATES = ("early", "late", "mixed", "swapped", "uniform")
@@ -60,15 +60,17 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class _Trained:
+class Trained:
+    """A trained policy as served (None when the trainer diverged: ``problem`` says why)."""
+
     probs: PolicyProbs | None
     seconds: float
     problem: str | None
 
 
-def _train_served(
+def train_served(
     train_data: LoggedData, settings: LearnerSettings, steps: int, actions: list[str]
-) -> _Trained:
+) -> Trained:
     """Train ``steps`` steps as a run does and load the exported module back."""
     started = time.perf_counter()
     normalizer = fit_normalizer(train_data.states, train_data.feature_names, settings.preprocessing)
@@ -76,9 +78,9 @@ def _train_served(
     result = train(train_data, trainer, normalizer, progress=False)
     seconds = time.perf_counter() - started
     if result.diverged:
-        return _Trained(None, seconds, f"the trainer diverged: {result.divergence_reason}")
+        return Trained(None, seconds, f"the trainer diverged: {result.divergence_reason}")
     blob = export_policy(result.policy, normalizer, train_data.feature_names, actions)
-    return _Trained(Served(load_policy(blob)), seconds, None)
+    return Trained(Served(load_policy(blob)), seconds, None)
 
 
 def make_candidates(
@@ -90,10 +92,10 @@ def make_candidates(
     """The candidates ``names`` (kinds of :data:`CANDIDATES`), training only what they need."""
     actions = list(train_data.actions_space)
     early = (
-        _train_served(train_data, settings, snapshots.early, actions) if "early" in names else None
+        train_served(train_data, settings, snapshots.early, actions) if "early" in names else None
     )
     needs_late = {"late", "mixed", "swapped"} & set(names)
-    late = _train_served(train_data, settings, snapshots.late, actions) if needs_late else None
+    late = train_served(train_data, settings, snapshots.late, actions) if needs_late else None
     out = []
     for name in CANDIDATES:
         if name not in names:

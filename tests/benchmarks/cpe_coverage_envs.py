@@ -59,10 +59,9 @@ class GymEnvironment:
 
     ``untruncated_steps``: where the time limit cuts most logged episodes (Taxi's 200 steps),
     the value without that cut (played up to this many steps, gamma^steps negligible) is
-    measured too, as a diagnostic. FQE leaves a truncated episode's last step out of the
-    regression (a cut is not an ending) and the state does not carry the step count, so
-    what it estimates is closer to this value than to the value under the time limit; the
-    tables show both so that a miss by the time limit is told apart from an estimator's.
+    measured too, as a diagnostic: FQE estimated this value before it learned to detect a
+    time limit in the logs (``learner.cpe.horizon``); the tables show both so that a miss by
+    the time limit is told apart from an estimator's.
     """
 
     name: str
