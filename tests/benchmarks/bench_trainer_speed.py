@@ -26,6 +26,7 @@ import torch
 from learner.trainers.config import TrainerSettings
 from learner.trainers.training import train
 from tests.benchmarks.bench_learner_quality import collect_random_cartpole
+from tests.benchmarks.learner_suite_d3rlpy import d3rlpy_dataset
 from tests.benchmarks.smoke import exit_code, sized
 
 HIDDEN = [256, 256]
@@ -68,15 +69,7 @@ def _d3rlpy(data, steps: int, batch: int, seed: int) -> tuple[float, float, floa
     # benchmark's figures
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     d3rlpy.seed(seed)
-    dataset = d3rlpy.dataset.MDPDataset(
-        observations=data.states,
-        actions=data.actions.reshape(-1, 1),
-        rewards=data.rewards.astype(np.float32),
-        terminals=data.terminals.astype(np.float32),
-        timeouts=(~data.terminals & ~data.has_next).astype(np.float32),
-        action_space=d3rlpy.ActionSpace.DISCRETE,
-        action_size=2,
-    )
+    dataset = d3rlpy_dataset(data)
     cql = DiscreteCQLConfig(
         batch_size=batch,
         learning_rate=LEARNING_RATE,

@@ -19,7 +19,7 @@ import torch
 from learner.data import LoggedData
 from tests.benchmarks.cpe_coverage_policies import PolicyProbs
 
-__all__ = ["D3rlpyGreedy", "D3rlpyRun", "fit_d3rlpy"]
+__all__ = ["D3rlpyGreedy", "D3rlpyRun", "d3rlpy_dataset", "fit_d3rlpy"]
 
 HIDDEN = [256, 256]
 
@@ -56,6 +56,22 @@ class D3rlpyRun:
     seconds: float
 
 
+def d3rlpy_dataset(data: LoggedData) -> object:
+    """``data`` as d3rlpy's ``MDPDataset``: a truncated episode's last row is a timeout (no
+    bootstrap target), an ended one's a terminal; a missing feature (NaN) is 0."""
+    import d3rlpy
+
+    return d3rlpy.dataset.MDPDataset(
+        observations=np.nan_to_num(data.states.astype(np.float32)),
+        actions=data.actions.reshape(-1, 1),
+        rewards=data.rewards.astype(np.float32),
+        terminals=data.terminals.astype(np.float32),
+        timeouts=(~data.terminals & ~data.has_next).astype(np.float32),
+        action_space=d3rlpy.ActionSpace.DISCRETE,
+        action_size=data.n_actions,
+    )
+
+
 def fit_d3rlpy(
     name: str, data: LoggedData, *, steps: int, batch: int, gamma: float, seed: int
 ) -> D3rlpyRun:
@@ -75,15 +91,7 @@ def fit_d3rlpy(
     # spinning OpenMP thread slowed training by an order of magnitude (TrainerSettings.num_threads)
     torch.set_num_threads(1)
     d3rlpy.seed(seed)
-    dataset = d3rlpy.dataset.MDPDataset(
-        observations=np.nan_to_num(data.states.astype(np.float32)),
-        actions=data.actions.reshape(-1, 1),
-        rewards=data.rewards.astype(np.float32),
-        terminals=data.terminals.astype(np.float32),
-        timeouts=(~data.terminals & ~data.has_next).astype(np.float32),
-        action_space=d3rlpy.ActionSpace.DISCRETE,
-        action_size=data.n_actions,
-    )
+    dataset = d3rlpy_dataset(data)
     encoder = VectorEncoderFactory(hidden_units=HIDDEN)
     kind, _, variant = name.partition("-")
     config = DiscreteCQLConfig if kind == "cql" else DiscreteBCQConfig
