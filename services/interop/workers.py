@@ -143,12 +143,17 @@ def convert_in_workers(
             for worker in workers:
                 worker.terminate()
             cleanup = PartitionedFiles(table_uri, _schema(), None, 0)
-            for converted, _, part in done.values():
+            for converted, _, _part in done.values():
                 cleanup.remove(converted.files)
-                if part is not None:
-                    part.unlink(missing_ok=True)
         for worker in workers:
             worker.join()
+        if failure is not None or len(done) < count:
+            # after the joins: a terminated worker never ran its own discard, so its reject
+            # part (sealed, or still .tmp) is removed here, every worker's alike
+            for i in range(count):
+                part = RejectFile(settings.rejects_dir, str(path), sha, part=i)
+                part.discard()
+                part.path.unlink(missing_ok=True)
     if failure is not None:
         kind, message = failure
         if kind == "format":
