@@ -15,7 +15,7 @@ from services.decision.batching import DecisionBatcher
 from services.decision.durable import DurableWaiter
 from services.decision.metrics import ServeMetrics
 from services.decision.personalizer import DeferredEvents
-from services.decision.service import DecisionService
+from services.decision.service import DecisionService, check_episode_id
 from services.decision.settings import DecisionServiceSettings
 from services.decision.workers import WorkerRing
 
@@ -51,7 +51,11 @@ class WorkerState:
             self.metrics.durable_wait.observe(waited)
 
     async def forwarded(self, request: Request, episode_id: str) -> Response | None:
-        """The owner's reply when another worker owns ``episode_id``; None to serve it here."""
+        """The owner's reply when another worker owns ``episode_id``; None to serve it here.
+
+        Every id a caller names passes through here first, so it is checked here (a 400 naming
+        ``episode_id`` and the rule) before it is hashed to its owner."""
+        check_episode_id(episode_id)
         ring = self.ring
         if ring.count == 1 or request.scope.get(INTERNAL):
             return None

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 from services.decision.context import WorkerState, json_reply, worker
 from services.decision.models import ErrorReply, PersonalizerReward, RankReply, RankRequest
 from services.decision.personalizer import HeldEvent, flatten_context, ranking
-from services.decision.service import RequestError, check_episode_id
+from services.decision.service import RequestError
 
 __all__ = ["router"]
 
@@ -37,7 +37,6 @@ async def rank(body: RankRequest, request: Request) -> Response:
     if event_id is None:
         event_id = state.ring.new_episode_id()
     else:
-        check_episode_id(event_id)
         forwarded = await state.forwarded(request, event_id)
         if forwarded is not None:
             return forwarded
@@ -75,7 +74,6 @@ async def reward(eventId: str, body: PersonalizerReward, request: Request) -> Re
     """The reward of the event's action (Personalizer recommends values in [-1, 1]). For a
     held event it is kept and logged on Activate."""
     state = worker(request)
-    check_episode_id(eventId)
     forwarded = await state.forwarded(request, eventId)
     if forwarded is not None:
         return forwarded
@@ -98,7 +96,6 @@ async def activate(eventId: str, request: Request) -> Response:
     """Log a held event (ranked with ``deferActivation``) now, with the rewards it got
     meanwhile. An event that is not held (never deferred, activated, or expired) is a no-op."""
     state = worker(request)
-    check_episode_id(eventId)
     forwarded = await state.forwarded(request, eventId)
     if forwarded is not None:
         return forwarded

@@ -21,7 +21,7 @@ from services.decision.models import (
     RewardReply,
     RewardRequest,
 )
-from services.decision.service import RequestError, check_episode_id, parse_decision_id
+from services.decision.service import RequestError, parse_decision_id
 
 __all__ = ["router"]
 
@@ -50,7 +50,6 @@ async def decide(request: Request) -> Response:
     if episode_id is None:
         episode_id = state.ring.new_episode_id()
     else:
-        check_episode_id(episode_id)
         forwarded = await state.forwarded(request, episode_id)
         if forwarded is not None:
             return forwarded
@@ -89,7 +88,6 @@ async def reward(request: Request) -> Response:
         raise RequestError("decision_id", "is required (or episode_id and step)")
     else:
         episode_id, step = body.episode_id, body.step
-    check_episode_id(episode_id)
     forwarded = await state.forwarded(request, episode_id)
     if forwarded is not None:
         return forwarded
@@ -103,7 +101,6 @@ async def end_episode(episode_id: str, body: EndRequest, request: Request) -> Re
     """End an open episode: ``terminal`` true when the environment ended it, false when cut.
     The episode's version no longer sticks; later rewards for its steps are still accepted."""
     state = worker(request)
-    check_episode_id(episode_id)
     forwarded = await state.forwarded(request, episode_id)
     if forwarded is not None:
         return forwarded
