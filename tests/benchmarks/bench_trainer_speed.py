@@ -15,7 +15,6 @@ Run: ``.venv/bin/python -m tests.benchmarks trainer_speed``.
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 
@@ -26,7 +25,7 @@ import torch
 from learner.trainers.config import TrainerSettings
 from learner.trainers.training import train
 from tests.benchmarks.bench_learner_quality import collect_random_cartpole
-from tests.benchmarks.learner_suite_d3rlpy import d3rlpy_dataset
+from tests.benchmarks.learner_suite_d3rlpy import d3rlpy_dataset, fit_quietly
 from tests.benchmarks.smoke import exit_code, sized
 
 HIDDEN = [256, 256]
@@ -60,14 +59,9 @@ def _play(act, episodes: int = EVAL_EPISODES) -> float:
 
 def _d3rlpy(data, steps: int, batch: int, seed: int) -> tuple[float, float, float]:
     import d3rlpy
-    import structlog
     from d3rlpy.algos import DiscreteCQLConfig
-    from d3rlpy.logging import NoopAdapterFactory
     from d3rlpy.models.encoders import VectorEncoderFactory
 
-    # d3rlpy logs through structlog to stdout: keep its per-run info and warnings out of the
-    # benchmark's figures
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     d3rlpy.seed(seed)
     dataset = d3rlpy_dataset(data)
     cql = DiscreteCQLConfig(
@@ -81,14 +75,7 @@ def _d3rlpy(data, steps: int, batch: int, seed: int) -> tuple[float, float, floa
     cql.build_with_dataset(dataset)
     start = time.perf_counter()
     cpu = time.process_time()
-    cql.fit(
-        dataset,
-        n_steps=steps,
-        n_steps_per_epoch=steps,
-        show_progress=False,
-        logger_adapter=NoopAdapterFactory(),
-        save_interval=10**9,
-    )
+    fit_quietly(cql, dataset, steps)
     seconds = time.perf_counter() - start
     cpu_ms = 1000 * (time.process_time() - cpu) / steps
     ret = _play(lambda obs: int(cql.predict(obs[None].astype(np.float32))[0]))

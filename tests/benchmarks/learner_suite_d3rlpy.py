@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ import torch
 from learner.data import LoggedData
 from tests.benchmarks.cpe_coverage_policies import PolicyProbs
 
-__all__ = ["D3rlpyGreedy", "D3rlpyRun", "d3rlpy_dataset", "fit_d3rlpy"]
+__all__ = ["D3rlpyGreedy", "D3rlpyRun", "d3rlpy_dataset", "fit_d3rlpy", "fit_quietly"]
 
 HIDDEN = [256, 256]
 
@@ -72,6 +73,24 @@ def d3rlpy_dataset(data: LoggedData) -> object:
     )
 
 
+def fit_quietly(algo: Any, dataset: object, steps: int) -> None:
+    """``steps`` gradient steps of a built d3rlpy algorithm, one epoch, no progress bar, no
+    log files or saved models, and d3rlpy's structlog output (per-run info and warnings on
+    stdout) kept out of the benchmark's figures."""
+    import structlog
+    from d3rlpy.logging import NoopAdapterFactory
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    algo.fit(
+        dataset,
+        n_steps=steps,
+        n_steps_per_epoch=steps,
+        show_progress=False,
+        logger_adapter=NoopAdapterFactory(),
+        save_interval=10**9,
+    )
+
+
 def fit_d3rlpy(
     name: str, data: LoggedData, *, steps: int, batch: int, gamma: float, seed: int
 ) -> D3rlpyRun:
@@ -81,12 +100,9 @@ def fit_d3rlpy(
     runs; ``"cql-matched"`` / ``"bcq-matched"`` use the product trainer's learning rate (1e-3)
     and target update period (50) instead, the stronger baseline for a short budget."""
     import d3rlpy
-    import structlog
     from d3rlpy.algos import DiscreteBCQConfig, DiscreteCQLConfig
-    from d3rlpy.logging import NoopAdapterFactory
     from d3rlpy.models.encoders import VectorEncoderFactory
 
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     # one torch thread, as the product's trainer uses by default: on a shared machine a second
     # spinning OpenMP thread slowed training by an order of magnitude (TrainerSettings.num_threads)
     torch.set_num_threads(1)
@@ -101,14 +117,7 @@ def fit_d3rlpy(
     )
     algo.build_with_dataset(dataset)
     started = time.perf_counter()
-    algo.fit(
-        dataset,
-        n_steps=steps,
-        n_steps_per_epoch=steps,
-        show_progress=False,
-        logger_adapter=NoopAdapterFactory(),
-        save_interval=10**9,
-    )
+    fit_quietly(algo, dataset, steps)
     return D3rlpyRun(
         f"d3rlpy Discrete{kind.upper()}" + (f" ({variant})" if variant else ""),
         D3rlpyGreedy(algo, data.n_actions),
