@@ -1,4 +1,4 @@
-"""Constructors of version-1 events: the one place that spells each event type's fields.
+"""Constructors of events: the one place that spells each event type's fields.
 
 They build the ``dict`` an event is on the wire and do not validate (run
 :func:`schemas.events.validate_event` on the result, as the SDK does). The SDK logs through
@@ -9,6 +9,8 @@ one function call, about 35 ns, against the several microseconds a ``decision`` 
 from __future__ import annotations
 
 from typing import Any
+
+from schemas.action_features import FIELD_VERSION
 
 __all__ = ["decision_event", "episode_end_event", "reward_event"]
 
@@ -25,8 +27,13 @@ def decision_event(
     policy_version: str,
     action_probs: list[float] | None = None,
     context: dict[str, str] | None = None,
+    action_features: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """A ``decision`` event (the optional fields only when given)."""
+    """A ``decision`` event (the optional fields only when given).
+
+    ``action_features`` (action as text -> feature name -> number) is a field of contract
+    version 2, so an event given it says ``schema_version: 2``; one without stays version 1,
+    readable by every reader."""
     event: dict[str, Any] = {
         "type": "decision",
         "event_id": event_id,
@@ -43,6 +50,9 @@ def decision_event(
         event["action_probs"] = action_probs
     if context is not None:
         event["context"] = context
+    if action_features is not None:
+        event["action_features"] = action_features
+        event["schema_version"] = FIELD_VERSION
     return event
 
 

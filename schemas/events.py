@@ -1,4 +1,4 @@
-"""The event contract, version 1: ``decision``, ``reward`` and ``episode_end``.
+"""The event contract, versions 1 and 2: ``decision``, ``reward`` and ``episode_end``.
 
 Events are plain ``dict`` objects (the form they have on the wire) with a ``type`` field. This
 module is the only place that says what a valid event is; the SDK validates before enqueueing,
@@ -10,6 +10,15 @@ the rule, and carries a machine-readable ``reason`` for the dead-letter topic.
 
 Validation is on the SDK caller's hot path (target p99 ≤ 50 µs for a whole ``decision`` call),
 so it is written as straight-line type checks rather than through a schema library.
+
+Versions: version 2 adds one optional field, the decision's ``action_features``
+(``schemas.action_features``). An event says which version it uses in ``schema_version``
+(absent: 1) and a field of version 2 needs ``schema_version: 2``. The version is checked before
+the fields, so a reader refuses an event of a version it does not speak as
+``unsupported_schema_version`` (upgrade the reader), not for a field it does not know. Readers
+of version 1 checked the fields first: they dead-letter a version-2 event as
+``invalid:action_features``, its bytes kept for a replay once upgraded. Every version-1 event is
+a valid version-2 event.
 """
 
 from __future__ import annotations
@@ -18,18 +27,29 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from schemas.action_features import (
+    FIELD_VERSION,
+    MAX_ENTRIES,
+    MAX_FEATURES_PER_ACTION,
+    action_features_problem,
+)
+
 __all__ = [
     "ACTION_PROBS_TOLERANCE",
     "EVENT_TYPES",
     "LIMITS",
     "MIN_PROPENSITY",
     "SCHEMA_VERSION",
+    "SCHEMA_VERSIONS",
     "EpisodeStepTracker",
     "EventValidationError",
     "validate_event",
 ]
 
+#: The version of an event without ``schema_version``, and of the batch envelope (``wire.py``).
 SCHEMA_VERSION = 1
+#: The event versions this reader speaks.
+SCHEMA_VERSIONS = (1, 2)
 EVENT_TYPES = ("decision", "reward", "episode_end")
 
 #: Size limits. They keep one record under Kafka's default 1 MB message size and one episode's
@@ -42,6 +62,8 @@ LIMITS = {
     "context_entries": 64,
     "context_value_chars": 1024,
     "possible_actions": 1024,
+    "action_features_per_action": MAX_FEATURES_PER_ACTION,
+    "action_features": MAX_ENTRIES,
     "step_max": 2**53,
     "ts_max_ms": 253_402_300_799_999,  # 9999-12-31T23:59:59.999Z
     "int_abs_max": 2**63 - 1,  # integers must fit a signed 64-bit value on the wire
@@ -73,7 +95,7 @@ _REQUIRED = {
     "episode_end": ("event_id", "episode_id", "ts", "terminal"),
 }
 _OPTIONAL = {
-    "decision": ("action_probs", "context", "schema_version"),
+    "decision": ("action_probs", "context", "action_features", "schema_version"),
     "reward": ("metrics", "schema_version"),
     "episode_end": ("last_step", "schema_version"),
 }
@@ -172,13 +194,13 @@ def _check_action(t: str, field: str, value: Any) -> None:
 
 def _check_schema_version(t: str, event: Mapping[str, Any]) -> None:
     version = event.get("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION or type(version) is not int:
-        raise _fail(
-            t, "schema_version", version, f"unsupported; this reader speaks {SCHEMA_VERSION}"
-        )
+    if version not in SCHEMA_VERSIONS or type(version) is not int:
+        raise _fail(t, "schema_version", version, "unsupported; this reader speaks 1 and 2")
 
 
 def _check_fields(t: str, event: Mapping[str, Any]) -> None:
+    if "schema_version" in event:  # first: the fields of a newer version are not unknown ones
+        _check_schema_version(t, event)
     for field in _REQUIRED[t]:
         if field not in event:
             raise _fail(t, field, None, "is required")
@@ -258,8 +280,13 @@ def _validate_decision(event: Mapping[str, Any], min_propensity: float) -> None:
                 raise _fail(t, f"context[{key!r}]", key, "keys must be non-empty strings")
             if type(value) is not str or len(value) > LIMITS["context_value_chars"]:
                 raise _fail(t, f"context.{key}", value, "values must be strings of at most 1024")
-    if "schema_version" in event:
-        _check_schema_version(t, event)
+    if "action_features" in event:
+        if event.get("schema_version") != FIELD_VERSION:
+            rule = f"needs schema_version {FIELD_VERSION} (a field of contract version 2)"
+            raise _fail(t, "action_features", event["action_features"], rule)
+        problem = action_features_problem(event["action_features"], set(map(str, possible)))
+        if problem is not None:
+            raise _fail(t, *problem)
 
 
 def _validate_reward(event: Mapping[str, Any], _floor: float) -> None:
@@ -272,8 +299,6 @@ def _validate_reward(event: Mapping[str, Any], _floor: float) -> None:
     _check_float(t, "reward", event["reward"])
     if "metrics" in event:
         _check_float_map(t, "metrics", event["metrics"], LIMITS["metrics"])
-    if "schema_version" in event:
-        _check_schema_version(t, event)
 
 
 def _validate_episode_end(event: Mapping[str, Any], _floor: float) -> None:
@@ -286,8 +311,6 @@ def _validate_episode_end(event: Mapping[str, Any], _floor: float) -> None:
         raise _fail(t, "terminal", event["terminal"], "must be true or false")
     if "last_step" in event:
         _check_int(t, "last_step", event["last_step"], LIMITS["step_max"])
-    if "schema_version" in event:
-        _check_schema_version(t, event)
 
 
 _VALIDATORS = {
@@ -298,7 +321,7 @@ _VALIDATORS = {
 
 
 def validate_event(event: Any, min_propensity: float = MIN_PROPENSITY) -> None:
-    """Raise :class:`EventValidationError` unless ``event`` is a valid version-1 event.
+    """Raise :class:`EventValidationError` unless ``event`` is a valid event (version 1 or 2).
 
     ``min_propensity``: the propensity floor (default :data:`MIN_PROPENSITY`, the contract).
 

@@ -43,6 +43,17 @@ def _float_map(m: dict[str, Any] | None) -> dict[str, float] | None:
     return {k: float(v) for k, v in m.items()}
 
 
+def _action_features(
+    features: dict[str, dict[str, Any]] | None, actions: list[str]
+) -> list[dict[str, float]] | None:
+    """``action_features`` as the column holds it: aligned with the possible actions (as
+    text), an empty map for an action the decision gave no features; null without the field."""
+    if features is None:
+        return None
+    empty: dict[str, Any] = {}
+    return [{k: float(v) for k, v in features.get(a, empty).items()} for a in actions]
+
+
 def _actions(actions: list[Any]) -> list[str]:
     """``possible_actions`` as table text (``schemas.tables.action_text`` of each)."""
     return [a if type(a) is str else str(a) for a in actions]
@@ -122,6 +133,7 @@ class TimelineRowBuilder:
             "time_since_first": step - first_step,
             "policy_version": decision["policy_version"],
             "processed_at": processed_at_ms * 1000,
+            "action_features": _action_features(decision.get("action_features"), conv[2]),
         }
         if successor is not None:
             conv = self._converted = (

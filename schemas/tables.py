@@ -8,7 +8,16 @@ matter to readers in Spark, Trino, DuckDB or Polars:
 * ``state`` and ``metrics`` are sparse ``map<string, double>``; the learner densifies them;
 * actions are text (integer actions on the wire are written as their decimal text) and
   ``action_probs`` is aligned with ``possible_actions``;
-* ``time_diff`` and ``time_since_first`` are in steps, as in ReAgent.
+* ``time_diff`` and ``time_since_first`` are in steps, as in ReAgent;
+* ``action_features`` (table schema version 2, nullable) is ``list<map<string, double>>``
+  aligned with ``possible_actions``, like ``action_probs``, rather than a map keyed by action:
+  a learner builds its per-action arrays positionally, the chosen action's entry is one
+  lookup (Spark ``element_at(action_features, array_position(possible_actions, action))``,
+  DuckDB ``action_features[list_position(possible_actions, action)]``), ``arrays_zip`` /
+  ``list_zip`` pair it with the actions and probabilities, and every engine reads a list of
+  maps (ReAgent's parametric actions have the same shape), while a map of maps reads in
+  Polars as nested lists of key-value structs. Actions the decision gave no features have an
+  empty map; decisions without features (and rows of tables from before version 2) are null.
 """
 
 from __future__ import annotations
@@ -59,8 +68,11 @@ TIMELINE_SCHEMA = pa.schema(
         pa.field("truncated", pa.bool_(), nullable=False),
         pa.field("policy_version", pa.string(), nullable=False),
         pa.field("processed_at", _TS, nullable=False),
+        # added in table schema version 2: nullable, so a table created before it gains it
+        # by a metadata commit (services/sessionizer/table_evolution.py), older files as null
+        pa.field("action_features", pa.list_(_FLOAT_MAP), nullable=True),
     ],
-    metadata={"policyloop.table": "timeline", "policyloop.schema_version": "1"},
+    metadata={"policyloop.table": "timeline", "policyloop.schema_version": "2"},
 )
 TIMELINE_PARTITION_BY = ["ds"]
 TIMELINE_KEY = ("episode_id", "step")

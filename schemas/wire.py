@@ -11,6 +11,9 @@ A record value is either one event (a map with ``type``) or a batch::
 
     {"schema_version": 1, "events": [event, event, ...]}
 
+The batch envelope is version 1 whatever the versions of the events inside (an event of
+contract version 2 says so in its own ``schema_version``), so a reader of version 1 still
+decodes every batch and refuses only the events it does not speak.
 A batch holds events of one partition (the SDK batches per partition and sends each record to
 an explicit partition with no key; consumers must read ``episode_id`` from each event).
 Batching many events per record is the throughput lever: per-record cost dominates.

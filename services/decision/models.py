@@ -40,6 +40,11 @@ class DecisionRequest(BaseModel):
     context: dict[str, str] | None = Field(
         default=None, description="Ids kept with the event (validated, not in the timeline)."
     )
+    action_features: dict[str, dict[str, float]] | None = Field(
+        default=None,
+        description="Per possible action (as text), feature name → number: kept with the "
+        "decision in the timeline's action_features; the policy decides by action.",
+    )
 
 
 class DecisionReply(BaseModel):

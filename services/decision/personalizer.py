@@ -12,8 +12,11 @@ A team moving off the retired service changes its base URL; what each call becom
   memory and logged only on **Activate**. An event never activated within ``defer_ttl_s`` is
   dropped unlogged, like Personalizer, which learns nothing from an event never activated;
   the drops are counted.
-* **Action features** are not used yet: the policy decides by action id (the registry policy's
-  actions must be the ids, or the uniform fallback serves).
+* **Action features** (``actions[].features``) are flattened like the context
+  (:func:`action_features`) and logged with the decision in its ``action_features`` (event
+  contract version 2), which the timeline carries, so that a learner over action features can
+  use them later. They are not used yet: the policy decides by action id (the registry
+  policy's actions must be the ids, or the uniform fallback serves).
 """
 
 from __future__ import annotations
@@ -26,20 +29,37 @@ from typing import Any
 from schemas.events import EventValidationError
 from services.decision.service import Decision
 
-__all__ = ["DeferredEvents", "HeldEvent", "flatten_context", "ranking"]
+__all__ = ["DeferredEvents", "HeldEvent", "action_features", "flatten_context", "ranking"]
 
 
-def flatten_context(features: list[Any] | None) -> dict[str, float]:
+def flatten_context(features: list[Any] | None, field: str = "contextFeatures") -> dict[str, float]:
     """``contextFeatures`` as a state map: numbers by dotted path (``user.age``), booleans as
-    1/0, strings one-hot (``user.tier=gold`` = 1), list items by index; nulls are left out."""
+    1/0, strings one-hot (``user.tier=gold`` = 1), list items by index; nulls are left out.
+    ``field`` names the features in errors."""
     state: dict[str, float] = {}
     for i, item in enumerate(features or []):
         if not isinstance(item, dict):
             raise EventValidationError(
-                f"contextFeatures[{i}]", item, "must be an object of features", "rank"
+                f"{field}[{i}]", item, "must be an object of features", "rank"
             )
         _flatten("", item, state)
     return state
+
+
+def action_features(
+    actions: list[tuple[str, list[Any] | None]], possible: list[int | str]
+) -> dict[str, dict[str, float]] | None:
+    """The ``action_features`` of a rank: each possible action's ``features`` flattened as
+    :func:`flatten_context` flattens the context, for the actions that have ``features``
+    (excluded actions are not possible ones and are left out); ``None`` when none has any, so
+    such a decision stays an event of contract version 1."""
+    kept = set(possible)
+    out = {
+        action_id: flatten_context(features, f"actions[{i}].features")
+        for i, (action_id, features) in enumerate(actions)
+        if features is not None and action_id in kept
+    }
+    return out or None
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, float]) -> None:
@@ -77,6 +97,7 @@ class HeldEvent:
     possible_actions: list[int | str]
     held_at: float
     rewards: list[tuple[float, int]] = field(default_factory=list)  # (value, ts)
+    action_features: dict[str, dict[str, float]] | None = None
 
 
 class DeferredEvents:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 
 from services.decision.context import WorkerState, json_reply, worker
 from services.decision.models import ErrorReply, PersonalizerReward, RankReply, RankRequest
-from services.decision.personalizer import HeldEvent, flatten_context, ranking
+from services.decision.personalizer import HeldEvent, action_features, flatten_context, ranking
 from services.decision.service import RequestError
 
 __all__ = ["router"]
@@ -51,10 +51,13 @@ async def rank(body: RankRequest, request: Request) -> Response:
     service = state.service
     defer = bool(body.deferActivation)
     context = flatten_context(body.contextFeatures)
-    decision = await state.batcher.decide(service.check(event_id, context, possible, log=not defer))
+    features = action_features([(a.id, a.features) for a in body.actions], possible)
+    checked = service.check(event_id, context, possible, log=not defer, action_features=features)
+    decision = await state.batcher.decide(checked)
     if defer:
         service.forget(event_id)
-        state.deferred.hold(HeldEvent(decision, context, possible, time.monotonic()))
+        held = HeldEvent(decision, context, possible, time.monotonic(), action_features=features)
+        state.deferred.hold(held)
         state.held_gauges()
     else:
         service.end(event_id, True)
@@ -110,7 +113,7 @@ async def activate(eventId: str, request: Request) -> Response:
 def _log_held(state: WorkerState, held: HeldEvent) -> None:
     service = state.service
     decision = held.decision
-    service.log_decision(decision, held.state, held.possible_actions, None)
+    service.log_decision(decision, held.state, held.possible_actions, None, held.action_features)
     service.logger.end_episode(decision.episode_id, True, last_step=0, ts=decision.ts)
     for value, ts in held.rewards:
         service.reward(decision.episode_id, 0, value, ts=ts)

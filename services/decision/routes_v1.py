@@ -53,7 +53,13 @@ async def decide(request: Request) -> Response:
         forwarded = await state.forwarded(request, episode_id)
         if forwarded is not None:
             return forwarded
-    checked = state.service.check(episode_id, body.state, body.possible_actions, body.context)
+    checked = state.service.check(
+        episode_id,
+        body.state,
+        body.possible_actions,
+        body.context,
+        action_features=body.action_features,
+    )
     decision = await state.batcher.decide(checked)
     await state.settle()
     return json_reply(

@@ -91,6 +91,7 @@ class CheckedDecision:
     context: dict[str, str] | None
     ts: int  # its arrival: the logged decision's time
     log: bool  # False: held (Personalizer deferActivation), logged on activation
+    action_features: dict[str, dict[str, float]] | None = None  # logged, not used by the policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,14 +148,17 @@ class DecisionService:
         context: dict[str, str] | None = None,
         *,
         log: bool = True,
+        action_features: dict[str, dict[str, float]] | None = None,
     ) -> CheckedDecision:
         """Everything that refuses a decision before the policy runs (it raises); the request,
         stamped with its arrival time, for :meth:`decide_many`."""
         self._client()
         check_episode_id(episode_id)
         ts = _now_ms()
-        _check_decision(episode_id, ts, state, possible_actions, context)
-        return CheckedDecision(episode_id, state, possible_actions, context, ts, log)
+        _check_decision(episode_id, ts, state, possible_actions, context, action_features)
+        return CheckedDecision(
+            episode_id, state, possible_actions, context, ts, log, action_features
+        )
 
     def decide_many(self, checked: Sequence[CheckedDecision]) -> list[Decision | Exception]:
         """Sample each checked request's next action with one model call per version
@@ -192,7 +196,11 @@ class DecisionService:
             try:
                 if request.log:
                     self.log_decision(
-                        decision, request.state, request.possible_actions, request.context
+                        decision,
+                        request.state,
+                        request.possible_actions,
+                        request.context,
+                        request.action_features,
                     )
             except Exception as exc:  # the logger's refusal (full, closed) is this request's
                 made.append(exc)
@@ -206,6 +214,7 @@ class DecisionService:
         state: dict[str, float],
         possible_actions: list[int | str],
         context: dict[str, str] | None,
+        action_features: dict[str, dict[str, float]] | None = None,
     ) -> None:
         """Log ``decision`` exactly as ``PolicyClient.act`` would have, at its own time."""
         self.logger.decision(
@@ -218,6 +227,7 @@ class DecisionService:
             decision.policy_version,
             action_probs=decision.action_probs,
             context=context,
+            action_features=action_features,
             event_id=decision.decision_id,
             ts=decision.ts,
         )
@@ -264,6 +274,7 @@ def _check_decision(
     state: Any,
     possible_actions: Any,
     context: Any,
+    action_features: Any = None,
 ) -> None:
     """The contract's rules for what the caller sent, before the policy runs."""
     if type(possible_actions) is not list or not possible_actions:
@@ -282,6 +293,7 @@ def _check_decision(
         "-",
         None,
         context,
+        action_features,
     )
     try:
         validate_event(event)

@@ -16,6 +16,7 @@ __all__ = [
     "SpoolFullError",
     "SpoolReadError",
     "SpoolWriteError",
+    "queue_full_error",
 ]
 
 
@@ -48,3 +49,33 @@ class SpoolReadError(SdkError):
 
     The sender pauses its replay and tries again later; nothing is skipped.
     """
+
+
+def queue_full_error(
+    max_queue: int,
+    block_timeout_s: float,
+    event_type: str,
+    bootstrap_servers: str,
+    spool_full: bool,
+    spool_error: str | None,
+) -> QueueFullError:
+    """The error of an event refused because the queue stayed full, with the setting (or the
+    disk problem) to look at: the spool full, the spool refusing writes, or neither."""
+    if spool_full:
+        hint = "The disk spool is full too: raise sdk.spool_max_bytes."
+    elif spool_error is not None:
+        hint = (
+            f"The disk spool refuses writes too ({spool_error}): free disk "
+            "space or point sdk.spool_dir at a writable disk."
+        )
+    else:
+        hint = (
+            "Raise sdk.queue_max_events or sdk.block_timeout_s, or set "
+            "sdk.when_full=spill to overflow to disk."
+        )
+    return QueueFullError(
+        f"the SDK queue stayed full (queue_max_events={max_queue}) for "
+        f"block_timeout_s={block_timeout_s:g}s and the {event_type} "
+        f"event was not logged; the broker at {bootstrap_servers} is "
+        f"slow or unreachable. {hint}"
+    )

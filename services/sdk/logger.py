@@ -25,7 +25,7 @@ from schemas.event_builders import decision_event, episode_end_event, reward_eve
 from schemas.events import EpisodeStepTracker, EventValidationError, validate_event
 from schemas.wire import BATCH_OVERHEAD_BYTES, pack_event
 from services.kafka_settings import KafkaSettings
-from services.sdk.errors import LoggerClosedError, QueueFullError, SdkError
+from services.sdk.errors import LoggerClosedError, SdkError, queue_full_error
 from services.sdk.event_queue import EventQueue
 from services.sdk.metrics import CallerCounts, sdk_metrics
 from services.sdk.sender import Sender
@@ -119,10 +119,15 @@ class DecisionLogger:
         *,
         action_probs: list[float] | None = None,
         context: dict[str, str] | None = None,
+        action_features: dict[str, dict[str, float]] | None = None,
         event_id: str | None = None,
         ts: int | None = None,
     ) -> str:
-        """Log that ``action`` was taken with probability ``propensity``; returns the event id."""
+        """Log that ``action`` was taken with probability ``propensity``; returns the event id.
+
+        ``action_features``: per possible action (as text: the action 1 is ``"1"``), its
+        features (name -> number); carried to the timeline's ``action_features`` column. The
+        event is then of contract version 2 (``schemas/action_features.py``)."""
         if event_id is None:
             event_id = f"{self._id_prefix}{next(self._ids)}"
         event = decision_event(
@@ -137,6 +142,7 @@ class DecisionLogger:
             policy_version,
             action_probs,
             context,
+            action_features,
         )
         self._submit(event, episode_id, False)
         return event_id
@@ -236,24 +242,13 @@ class DecisionLogger:
             raise SdkError("the SDK sender thread failed") from self._sender.fatal
         if time.monotonic() < deadline:
             return
-        settings = self.settings
-        if self._sender.spool_full:
-            hint = "The disk spool is full too: raise sdk.spool_max_bytes."
-        elif self._sender.spool_error is not None:
-            hint = (
-                f"The disk spool refuses writes too ({self._sender.spool_error}): free disk "
-                "space or point sdk.spool_dir at a writable disk."
-            )
-        else:
-            hint = (
-                "Raise sdk.queue_max_events or sdk.block_timeout_s, or set "
-                "sdk.when_full=spill to overflow to disk."
-            )
-        raise QueueFullError(
-            f"the SDK queue stayed full (queue_max_events={self._max_queue}) for "
-            f"block_timeout_s={settings.block_timeout_s:g}s and the {event['type']} "
-            f"event was not logged; the broker at {self.kafka.bootstrap_servers} is "
-            f"slow or unreachable. {hint}"
+        raise queue_full_error(
+            self._max_queue,
+            self.settings.block_timeout_s,
+            event["type"],
+            self.kafka.bootstrap_servers,
+            self._sender.spool_full,
+            self._sender.spool_error,
         )
 
     # -- delivery ----------------------------------------------------------------------------------

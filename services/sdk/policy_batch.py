@@ -28,6 +28,7 @@ class ActRequest:
     episode_id: str
     state: dict[str, float]
     possible_actions: Sequence[int | str]
+    action_features: dict[str, dict[str, float]] | None = None
 
 
 def batched_probs(

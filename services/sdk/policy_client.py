@@ -161,12 +161,18 @@ class PolicyClient:
 
     # -- serving -------------------------------------------------------------------------------
     def act(
-        self, episode_id: str, state: dict[str, float], possible_actions: Sequence[int | str]
+        self,
+        episode_id: str,
+        state: dict[str, float],
+        possible_actions: Sequence[int | str],
+        action_features: dict[str, dict[str, float]] | None = None,
     ) -> PolicyAct:
-        """Sample an action for ``episode_id``'s next step; see the module doc."""
+        """Sample an action for ``episode_id``'s next step; see the module doc.
+
+        ``action_features`` are only logged with the decision (the policy decides by action)."""
         model = self._model_for(episode_id, self._serving)
         probs = model.probs(state, possible_actions)
-        return self._draw(episode_id, state, possible_actions, model, probs)
+        return self._draw(episode_id, state, possible_actions, model, probs, action_features)
 
     def act_many(self, requests: Sequence[ActRequest]) -> list[PolicyAct | Exception]:
         """:meth:`act` for each request, in order, with one model call per served version and
@@ -180,7 +186,8 @@ class PolicyClient:
             try:
                 if isinstance(row, Exception):
                     raise row
-                acts.append(self._draw(r.episode_id, r.state, r.possible_actions, model, row))
+                args = (r.episode_id, r.state, r.possible_actions, model, row, r.action_features)
+                acts.append(self._draw(*args))
             except Exception as exc:  # refused by the model, or by an attached logger
                 acts.append(exc)
         return acts
@@ -201,6 +208,7 @@ class PolicyClient:
         possible_actions: Sequence[int | str],
         model: ServedModel | UniformModel,
         probs: list[float],
+        action_features: dict[str, dict[str, float]] | None = None,
     ) -> PolicyAct:
         """Sample from ``probs``, advance the episode, count, log: the rest of an act."""
         version = model.version
@@ -245,6 +253,7 @@ class PolicyClient:
                 propensity,
                 version,
                 action_probs=probs,
+                action_features=action_features,
                 event_id=decision_id,
             )
         return PolicyAct(action, propensity, probs, version, step, decision_id)

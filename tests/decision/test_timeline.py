@@ -35,7 +35,20 @@ BAD = [  # (body, field, rule fragment): each refused, none logged
      "colour", "Extra inputs are not permitted"),
     ({"episode_id": "b" * 300, "state": STATE, "possible_actions": [0, 1]},
      "episode_id", "at most 224 characters"),
+    ({"episode_id": "bad-features", "state": STATE, "possible_actions": [0, 1],
+      "action_features": {"2": {"x": 1.0}}},
+     "action_features['2']", "among possible_actions"),
+    ({"episode_id": "bad-feature", "state": STATE, "possible_actions": [0, 1],
+      "action_features": {"0": {"x": math.inf}}},
+     "action_features.0.x", "must be finite"),
 ]  # fmt: skip
+#: A Personalizer rank's actions: features nested, strings and booleans (flattened like the
+#: context), and an action without features.
+RANK_ACTIONS = [{"id": "0", "features": [{"kind": "left", "size": {"w": 2}}, {"new": True}]},
+                {"id": "1"}]  # fmt: skip
+#: What the timeline holds for them: aligned with possible_actions ["0", "1"].
+RANK_FEATURES = [{"kind=left": 1.0, "size.w": 2.0, "new": 1.0}, {}]
+V1_FEATURES = {"1": {"price": 3.5}}
 
 
 @dataclass
@@ -46,6 +59,7 @@ class Scenario:
     ends: dict[str, bool] = field(default_factory=dict)
     ranks: list[dict[str, Any]] = field(default_factory=list)
     rank_rewards: dict[str, float] = field(default_factory=dict)
+    featured: list[dict[str, Any]] = field(default_factory=list)  # /v1 with action_features
     refusals: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -77,7 +91,11 @@ def _play(server: Served) -> Scenario:
             end = http.post(f"/v1/episodes/{episode}/end", json={"terminal": terminal})
             assert end.json() == {"episode_id": episode, "last_step": 2}
             scenario.ends[episode] = terminal
-        actions = [{"id": "0", "features": [{"kind": "left"}]}, {"id": "1"}]
+        body = {"state": STATE, "possible_actions": [0, 1], "action_features": V1_FEATURES}
+        featured = http.post("/v1/decisions", json=body)
+        assert featured.status_code == 200, featured.text
+        scenario.featured.append(featured.json())
+        actions = RANK_ACTIONS
         context = [{"cart": {"position": 0.1, "velocity": -0.2}}, {"pole_angle": 0.03}]
         for event_id, defer, value in (("p-1", False, 0.5), (None, False, 1.0),
                                        ("p-d1", True, 0.7), ("p-d2", True, -1.0)):  # fmt: skip
@@ -189,3 +207,24 @@ def test_invalid_requests_log_nothing(scenario, module_kafka):
     refused = {body["episode_id"] for body, _, _ in BAD} | {"bad-r"}
     assert not logged & refused
     assert not {r["episode_id"] for r in scenario.rows} & refused
+
+
+def _features(row: dict[str, Any]) -> list[dict[str, float]] | None:
+    value = row["action_features"]
+    return None if value is None else [dict(m) for m in value]
+
+
+def test_a_personalizer_rank_keeps_its_actions_features_flattened_in_its_row(scenario):
+    rows = _rows_by_key(scenario)
+    ranked = [r["eventId"] for r in scenario.ranks if not r["deferred"]] + ["p-d1"]
+    for event_id in ranked:
+        assert rows[(event_id, 0)]["possible_actions"] == ["0", "1"]
+        assert _features(rows[(event_id, 0)]) == RANK_FEATURES
+
+
+def test_a_v1_decision_keeps_its_action_features_and_others_have_none(scenario):
+    rows = _rows_by_key(scenario)
+    (featured,) = scenario.featured
+    assert _features(rows[(featured["episode_id"], 0)]) == [{}, {"price": 3.5}]
+    for decision in scenario.decisions:
+        assert rows[(decision["episode_id"], decision["step"])]["action_features"] is None

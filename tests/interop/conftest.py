@@ -106,6 +106,9 @@ def row(
         "truncated": end == "truncated",
         "policy_version": policy_version,
     }
+    for column in TIMELINE_SCHEMA:  # a column an import has no data for (action_features) is null
+        if column.nullable and column.name not in expected:
+            expected[column.name] = None
     if successor is not None:
         next_step, next_state, next_action, next_propensity = successor
         expected.update(

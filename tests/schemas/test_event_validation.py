@@ -125,7 +125,7 @@ INVALID = [
     ("unknown-field", mutated(DECISION, colour="red"), "colour", "not a field"),
     (
         "unknown-schema-version",
-        mutated(DECISION, schema_version=2),
+        mutated(DECISION, schema_version=3),
         "schema_version",
         "unsupported",
     ),

@@ -74,11 +74,21 @@ def row(
         "truncated": truncated,
         "policy_version": "v1",
         "processed_at": processed_at_ms * 1000,
+        "action_features": None,
     }
 
 
 def reasons(letters) -> list[str]:
     return [dl.reason for dl in letters]
+
+
+def test_action_features_reach_the_row_aligned_with_possible_actions():
+    d0 = decision("e", 0, action_features={"1": {"price": 2}}, schema_version=2)
+    close = d0["ts"] + WINDOW
+    rows, letters, _ = run([d0, end("e", True, ts=d0["ts"])], advance_to=close)
+    expected = row(d0, ordinal=0, first_step=0, reward=-1.0, reward_count=0, nxt=None,
+                   terminal=True, processed_at_ms=close)  # fmt: skip
+    assert rows == [expected | {"action_features": [{}, {"price": 2.0}]}] and letters == []
 
 
 def test_single_step_episode_becomes_one_terminal_row_once_its_window_closes():

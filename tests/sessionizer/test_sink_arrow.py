@@ -12,14 +12,15 @@ from tests.sessionizer.factory import T0, decision, end, reward
 
 
 def _rows() -> list[dict]:
-    """Rows with every kind of value: maps (empty too), lists, nulls, metrics, text actions."""
+    """Rows with every kind of value: maps (empty too), lists, nulls, metrics, text actions,
+    action features (a list of maps)."""
     events = [
         decision("a", 0, state={}, action_probs=[0.5, 0.5]),
         reward("a", 0, 1.5, metrics={"clicks": 2.0, "cost": -1}),
         reward("a", 0, 2.0, event_id="a-r0-b"),
         decision("a", 1, action="left", possible_actions=["left", "right"]),
         end("a", True, ts=T0 + 2000),
-        decision("b", 0),
+        decision("b", 0, action_features={"1": {"price": 2}}, schema_version=2),
         end("b", False, ts=T0 + 500),
     ]
     sess = PartitionSessionizer(SessionConfig(reward_window_ms=1000))
