@@ -16,36 +16,33 @@ docs/architecture.md section 3), with the same dead-letter reasons for the rows 
 
 Rows are built by :class:`schemas.rows.TimelineRowBuilder`, the sessionizer's own builder, in
 step order, so the next state and action, ``time_diff``, ``time_since_first`` and
-``step_ordinal`` of an imported row mean what they mean for a live one.
+``step_ordinal`` of an imported row mean what they mean for a live one. This is the row path
+(every format; the reference the Arrow path of :mod:`.episode_frames` is tested against); the
+rules themselves are :mod:`.episode_rules`, shared by both.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Container
-from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.events import EventValidationError, validate_event
 from schemas.rows import TimelineRowBuilder
+from services.interop.episode_rules import ClosedEpisode, EpisodeCounts, EpisodeRules
 from services.interop.source import Reject, SourceStep
 
-__all__ = ["EpisodeAssembler", "EpisodeCounts"]
+__all__ = ["EpisodeAssembler", "EpisodeCounts", "validated"]
 
 
-@dataclass
-class EpisodeCounts:
-    """What the assembler did, for the import's summary."""
-
-    episodes: int = 0
-    ended_in_file: int = 0
-    closed_at_end_of_file: int = 0
-    closed_by_cap: int = 0
-
-
-@dataclass
-class _Open:
-    steps: dict[int, SourceStep] = field(default_factory=dict)
+def validated(item: SourceStep) -> Reject | None:
+    """The reject of a step whose events break the contract (None: valid)."""
+    try:
+        validate_event(item.decision)
+        for reward in item.rewards:
+            validate_event(reward)
+    except EventValidationError as exc:
+        return Reject(item.where, exc.reason, str(exc))
+    return None
 
 
 class EpisodeAssembler:
@@ -62,120 +59,39 @@ class EpisodeAssembler:
         reject: Callable[[Reject], None],
         emit: Callable[[dict[str, Any]], None],
     ) -> None:
-        self._default_terminal = default_end_terminal
         self._processed_at = processed_at_ms
-        self._existing = existing_episodes
-        self._max_open = max_open_episodes
-        self._closed_max = closed_memory_episodes
         self._reject = reject
         self._emit = emit
-        self._open: OrderedDict[str, _Open] = OrderedDict()
-        # episode -> the step that ended it (None: closed without an end row)
-        self._closed: OrderedDict[str, int | None] = OrderedDict()
         self._builders: dict[float, TimelineRowBuilder] = {}
-        self.counts = EpisodeCounts()
+        self._rules: EpisodeRules[SourceStep] = EpisodeRules(
+            default_end_terminal=default_end_terminal,
+            existing_episodes=existing_episodes,
+            max_open_episodes=max_open_episodes,
+            closed_memory_episodes=closed_memory_episodes,
+            reject=lambda item, reason, detail: reject(Reject(item.where, reason, detail)),
+            close=self._close,
+        )
+        self.counts: EpisodeCounts = self._rules.counts
 
     def add(self, item: SourceStep) -> None:
         """Validate ``item`` and file it under its episode (rows come out as episodes close)."""
+        refused = validated(item)
+        if refused is not None:
+            self._reject(refused)
+            return
         decision = item.decision
-        try:
-            validate_event(decision)
-            for reward in item.rewards:
-                validate_event(reward)
-        except EventValidationError as exc:
-            self._reject(Reject(item.where, exc.reason, str(exc)))
-            return
-        episode_id = decision["episode_id"]
-        step = decision["step"]
-        ep = self._open.get(episode_id)
-        if ep is None:
-            if episode_id in self._closed:
-                end_step = self._closed[episode_id]
-                if end_step is not None and step > end_step:
-                    self._reject(
-                        Reject(
-                            item.where,
-                            "after_episode_end",
-                            f"episode {episode_id!r} ended at step {end_step}; step {step} "
-                            "comes after its end",
-                        )
-                    )
-                else:
-                    self._reject(
-                        Reject(
-                            item.where,
-                            "late",
-                            f"episode {episode_id!r} was already closed earlier in this file "
-                            "(rows of an episode without an end marker must be contiguous, or "
-                            "within the last max_open_episodes episodes read)",
-                        )
-                    )
-                return
-            if episode_id in self._existing:
-                self._reject(
-                    Reject(
-                        item.where,
-                        "late",
-                        f"episode {episode_id!r} already has rows in the table; an episode is "
-                        "written once (import its rows in one file, or give this file "
-                        "another --episode-prefix)",
-                    )
-                )
-                return
-            if len(self._open) >= self._max_open:
-                oldest = next(iter(self._open))
-                self.counts.closed_by_cap += 1
-                self._close(oldest, None)
-            ep = self._open[episode_id] = _Open()
-            self.counts.episodes += 1
-        else:
-            self._open.move_to_end(episode_id)
-        if step in ep.steps:
-            self._reject(
-                Reject(
-                    item.where,
-                    "duplicate_step",
-                    f"a second row for episode {episode_id!r} step {step}",
-                )
-            )
-            return
-        ep.steps[step] = item
-        if item.end is not None:
-            self.counts.ended_in_file += 1
-            self._close(episode_id, step)
+        self._rules.add(decision["episode_id"], decision["step"], item.end, item)
 
     def finish(self) -> None:
         """End of the file: close every episode still open, as the default end says."""
-        self.counts.closed_at_end_of_file += len(self._open)
-        for episode_id in list(self._open):
-            self._close(episode_id, None)
+        self._rules.finish()
 
-    def _close(self, episode_id: str, end_step: int | None) -> None:
-        ep = self._open.pop(episode_id)
-        self._closed[episode_id] = end_step
-        while len(self._closed) > self._closed_max:
-            self._closed.popitem(last=False)
-        steps = sorted(ep.steps)
-        if end_step is not None:
-            terminal = ep.steps[end_step].end is True
-            for late in [s for s in steps if s > end_step]:
-                item = ep.steps[late]
-                self._reject(
-                    Reject(
-                        item.where,
-                        "after_episode_end",
-                        f"episode {episode_id!r} ended at step {end_step}; step {late} comes "
-                        "after its end",
-                    )
-                )
-            steps = [s for s in steps if s <= end_step]
-        else:
-            terminal = self._default_terminal
-        first = steps[0]
-        last = len(steps) - 1
-        for ordinal, step in enumerate(steps):
-            item = ep.steps[step]
-            successor = ep.steps[steps[ordinal + 1]].decision if ordinal < last else None
+    def _close(self, episode: ClosedEpisode[SourceStep]) -> None:
+        items = episode.handles
+        first = episode.steps[0]
+        last = len(items) - 1
+        for ordinal, item in enumerate(items):
+            successor = items[ordinal + 1].decision if ordinal < last else None
             builder = self._builder(item.default_reward)
             self._emit(
                 builder.row(
@@ -184,7 +100,7 @@ class EpisodeAssembler:
                     successor,
                     ordinal,
                     first,
-                    terminal,
+                    episode.terminal,
                     self._processed_at,
                 )
             )

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -35,7 +35,16 @@ import orjson
 from services.interop.source import ImportFormatError, ImportOptions, Reject, SourceItem, Where
 from services.interop.steps import StepMaker, missing_propensities, obs_names_for
 
-__all__ = ["DEFAULT_END", "read", "read_batch"]
+__all__ = [
+    "DEFAULT_END",
+    "CheckedBatch",
+    "Line",
+    "check_batch",
+    "lines",
+    "read",
+    "read_batch",
+    "steps",
+]
 
 #: An episode cut by the end of the file (RLlib splits episodes into fragments) is truncated.
 DEFAULT_END = "truncated"
@@ -56,12 +65,30 @@ def read(path: Path, sha256: str, options: ImportOptions) -> Iterator[SourceItem
     """The steps of every batch in ``path``, in file order (see module doc)."""
     maker = StepMaker(sha256, options)
     names: list[str] | None = None
+    for line in lines(path, maker):
+        if type(line) is Reject:
+            yield line
+        else:
+            assert isinstance(line, Line)
+            names = yield from read_batch(line.batch, line.number, str(path), options, maker, names)
+
+
+class Line(NamedTuple):
+    """One parsed line: its 1-based number and its SampleBatch (a JSON object)."""
+
+    number: int
+    batch: dict[str, Any]
+
+
+def lines(path: Path, maker: StepMaker) -> Iterator[Line | Reject]:
+    """The file's lines parsed one at a time (blank ones skipped; a line that is not a JSON
+    object is a reject, from the worker that owns whole lines)."""
     with path.open("rb") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
+        for number, text in enumerate(fh, 1):
+            if not text.strip():
                 continue
             try:
-                batch = _load(line)
+                batch = _load(text)
             except ValueError as exc:
                 if maker.owns_lines:
                     yield Reject(Where("line", number), "malformed", f"not JSON: {exc}")
@@ -70,7 +97,7 @@ def read(path: Path, sha256: str, options: ImportOptions) -> Iterator[SourceItem
                 if maker.owns_lines:
                     yield Reject(Where("line", number), "malformed", "must be a JSON object")
                 continue
-            names = yield from read_batch(batch, number, str(path), options, maker, names)
+            yield Line(number, batch)
 
 
 def _packed(batch: dict[str, Any], column: str, path: str, number: int) -> ImportFormatError:
@@ -91,6 +118,34 @@ def read_batch(
     names: list[str] | None,
 ) -> Generator[SourceItem, None, list[str] | None]:
     """The steps of one SampleBatch (line ``number``); returns the state names in use."""
+    checked = check_batch(batch, number, path, options, maker, names)
+    if type(checked) is Reject:
+        if maker.owns_lines:
+            yield checked
+        return names
+    assert isinstance(checked, CheckedBatch)
+    yield from steps(batch, number, checked, options, maker, range(checked.n))
+    return checked.names
+
+
+class CheckedBatch(NamedTuple):
+    """A SampleBatch whose columns are lists of ``n`` entries: its observations as one
+    ``n`` x width array and the state names they take."""
+
+    n: int
+    obs: np.ndarray
+    names: list[str]
+
+
+def check_batch(
+    batch: dict[str, Any],
+    number: int,
+    path: str,
+    options: ImportOptions,
+    maker: StepMaker,
+    names: list[str] | None,
+) -> CheckedBatch | Reject:
+    """The batch's shape checked (a reject of the whole line, or an error for the file)."""
     if batch.get("type") == "MultiAgentBatch" or "policy_batches" in batch:
         raise ImportFormatError(
             f"{_FORMAT}: {path} line {number}: a MultiAgentBatch; import single-agent batches "
@@ -110,28 +165,24 @@ def read_batch(
         value = batch.get(column)
         if value is not None and (type(value) is not list or len(value) != n):
             shown = len(value) if type(value) is list else type(value).__name__
-            if maker.owns_lines:
-                yield Reject(
-                    where,
-                    "malformed",
-                    f"column {column!r} has {shown} entries but actions has {n}: a batch's "
-                    "columns must be lists of one entry per step",
-                )
-            return names
+            return Reject(
+                where,
+                "malformed",
+                f"column {column!r} has {shown} entries but actions has {n}: a batch's "
+                "columns must be lists of one entry per step",
+            )
     try:
         obs = np.asarray(batch["obs"], dtype=np.float64).reshape(n, -1)
     except (ValueError, TypeError) as exc:
-        rule = f"column 'obs': not arrays of numbers of one shape ({exc})"
-        if maker.owns_lines:
-            yield Reject(where, "malformed", rule)
-        return names
+        return Reject(
+            where, "malformed", f"column 'obs': not arrays of numbers of one shape ({exc})"
+        )
     described = _described_names(batch, obs.shape[1]) if options.obs_names is None else None
     if described is not None:
         names = described
     elif names is None or len(names) != obs.shape[1]:
         names = obs_names_for(obs.shape[1], options, f"{path} line {number}")
-    yield from _steps(batch, n, number, names, obs.tolist(), options, maker)
-    return names
+    return CheckedBatch(n, obs, names)
 
 
 def _present(state: dict[str, float], absent: Any) -> dict[str, float]:
@@ -153,15 +204,16 @@ def _described_names(batch: dict[str, Any], width: int) -> list[str] | None:
     return None
 
 
-def _steps(
+def steps(
     batch: dict[str, Any],
-    n: int,
     number: int,
-    names: list[str],
-    obs: list[list[float]],
+    checked: CheckedBatch,
     options: ImportOptions,
     maker: StepMaker,
+    rows: Iterable[int],
 ) -> Iterator[SourceItem]:
+    """The row path: the items of the batch's ``rows`` (indices, ascending), one by one."""
+    names, obs = checked.names, checked.obs
     actions, rewards = batch["actions"], batch["rewards"]
     eps, t = batch["eps_id"], batch["t"]
     ts_default = options.ts_ms
@@ -173,7 +225,7 @@ def _steps(
     logps = batch.get("action_logp") if probs is None else None
     possible = maker.possible(None)
     keep = None if options.shard is None else {e: maker.mine(e) for e in set(map(str, eps))}
-    for i in range(n):
+    for i in rows:
         if keep is not None and not keep[str(eps[i])]:
             continue  # another worker's episode
         where = Where("line", number, i)
@@ -196,7 +248,7 @@ def _steps(
             eps[i],
             t[i],
             extra.get("ts", ts_default),
-            _present(dict(zip(names, obs[i], strict=True)), extra.get("absent")),
+            _present(dict(zip(names, obs[i].tolist(), strict=True)), extra.get("absent")),
             actions[i],
             maker.possible(extra["possible_actions"]) if "possible_actions" in extra else possible,
             propensity,

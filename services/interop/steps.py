@@ -18,6 +18,7 @@ from services.interop.source import (
     ImportFormatError,
     ImportOptions,
     Reject,
+    Shard,
     SourceItem,
     SourceStep,
     Where,
@@ -67,6 +68,16 @@ class StepMaker:
         self._shard = options.shard
         #: Rejects of whole lines (no episode known) are reported by one worker only.
         self.owns_lines = options.shard is None or options.shard.index == 0
+
+    @property
+    def id_prefix(self) -> str:
+        """What generated decision ids start with (a prefix of the source's content hash)."""
+        return self._id_prefix
+
+    @property
+    def shard(self) -> Shard | None:
+        """This worker's share of the file (None: the whole file)."""
+        return self._shard
 
     def mine(self, episode: Any) -> bool:
         """Whether this worker converts the episode (always, without sharding): by a hash of

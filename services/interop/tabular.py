@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -36,9 +36,22 @@ from services.interop.source import (
 )
 from services.interop.steps import StepMaker, missing_propensities, obs_names_for
 
-__all__ = ["DEFAULT_END", "read_batches", "read_csv", "read_parquet"]
+__all__ = [
+    "DEFAULT_END",
+    "check_map",
+    "open_csv",
+    "parquet_batches",
+    "read_batches",
+    "read_csv",
+    "read_parquet",
+    "rows_of",
+    "shared_batches",
+    "with_malformed",
+]
 
 DEFAULT_END = "truncated"
+
+T = TypeVar("T")
 
 #: role -> the event field its bad cells are refused under (``invalid:<field>``)
 _FIELD = {"logp": "propensity", "obs": "state", "truncated": "terminal"}
@@ -47,7 +60,15 @@ _TEXT_ROLES = ("episode_id", "action", "policy_version", "decision_id")
 
 def read_csv(path: Path, sha256: str, options: ImportOptions) -> Iterator[SourceItem]:
     """The steps of a CSV file with a header row."""
-    columns = options.columns
+    batches, malformed = open_csv(path, options.columns)
+    items = read_batches(batches, "csv", path, sha256, options)
+    yield from with_malformed(items, malformed, options)
+
+
+def open_csv(path: Path, columns: dict[str, Any]) -> tuple[Iterator[pa.RecordBatch], list[Reject]]:
+    """The CSV file's batches (role columns as text, converted per cell later), and the list
+    the reader appends a ``malformed`` reject to for each line with the wrong number of cells
+    (:func:`with_malformed` yields them)."""
     malformed: list[Reject] = []
 
     def on_invalid(row: Any) -> str:
@@ -62,18 +83,30 @@ def read_csv(path: Path, sha256: str, options: ImportOptions) -> Iterator[Source
         return "skip"
 
     role_columns = {c for v in columns.values() for c in ([v] if isinstance(v, str) else v)}
-    reader = pacsv.open_csv(
-        path,
-        # single-threaded parsing: pyarrow knows a bad line's number only then
-        read_options=pacsv.ReadOptions(use_threads=False, block_size=2 << 20),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in role_columns}, strings_can_be_null=True
-        ),
-    )
 
+    def batches() -> Iterator[pa.RecordBatch]:
+        # A Python file, not the path: given a path, pyarrow reads the whole file ahead of the
+        # parser (measured: 60 MB held for a 61 MB file); through a Python file, a block at a time.
+        with path.open("rb") as fh:
+            yield from pacsv.open_csv(
+                fh,
+                # single-threaded parsing: pyarrow knows a bad line's number only then
+                read_options=pacsv.ReadOptions(use_threads=False, block_size=2 << 20),
+                parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in role_columns}, strings_can_be_null=True
+                ),
+            )
+
+    return batches(), malformed
+
+
+def with_malformed(
+    items: Iterator[T], malformed: list[Reject], options: ImportOptions
+) -> Iterator[T | Reject]:
+    """``items`` with the malformed lines read so far before each (from the first worker)."""
     owns_lines = options.shard is None or options.shard.index == 0
-    for item in read_batches(iter(reader), "csv", path, sha256, options):
+    for item in items:
         if owns_lines:
             yield from malformed
         malformed.clear()
@@ -84,10 +117,11 @@ def read_csv(path: Path, sha256: str, options: ImportOptions) -> Iterator[Source
 
 def read_parquet(path: Path, sha256: str, options: ImportOptions) -> Iterator[SourceItem]:
     """The steps of a parquet file, batch by batch."""
-    yield from read_batches(_parquet_batches(path, options), "parquet", path, sha256, options)
+    yield from read_batches(parquet_batches(path), "parquet", path, sha256, options)
 
 
-def _parquet_batches(path: Path, options: ImportOptions) -> Iterator[pa.RecordBatch]:
+def parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """The parquet file's batches of ``READ_ROWS`` rows."""
     try:
         file = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -104,18 +138,38 @@ def read_batches(
 ) -> Iterator[SourceItem]:
     """The steps of Arrow ``batches`` under ``options.columns`` (see module doc)."""
     columns = options.columns
-    _check_map(columns, fmt, options)
+    check_map(columns, fmt, options)
     maker = StepMaker(sha256, options)
-    first_row = 1
     names: list[str] | None = None
+    for batch, numbers_of_rows in shared_batches(batches, columns, maker, fmt, path):
+        names = yield from rows_of(
+            batch, numbers_of_rows, columns, maker, options, names, fmt, path
+        )
+
+
+def shared_batches(
+    batches: Iterator[pa.RecordBatch],
+    columns: dict[str, Any],
+    maker: StepMaker,
+    fmt: str,
+    path: Path,
+) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+    """Each batch (this worker's rows only) with the 1-based numbers of its rows in the file;
+    the file's columns are checked against the map at the first batch."""
+    first_row = 1
     for batch in batches:
         if first_row == 1:
             _check_columns(batch.schema, columns, fmt, path)
-        names = yield from _batch(batch, first_row, columns, maker, options, names, fmt, path)
+        numbers_of_rows = np.arange(first_row, first_row + batch.num_rows)
         first_row += batch.num_rows
+        if maker.shard is not None:  # keep this worker's rows before converting anything
+            keep = _share_mask(batch, columns.get("episode_id"), numbers_of_rows, maker)
+            batch, numbers_of_rows = batch.filter(pa.array(keep)), numbers_of_rows[keep]
+        yield batch, numbers_of_rows
 
 
-def _check_map(columns: dict[str, Any], fmt: str, options: ImportOptions) -> None:
+def check_map(columns: dict[str, Any], fmt: str, options: ImportOptions) -> None:
+    """The column map names the roles every row needs (an error for the whole file)."""
     needed = ("action", "reward")
     missing = [r for r in needed if r not in columns]
     if "state" not in columns and "obs" not in columns:
@@ -152,9 +206,9 @@ def _check_columns(schema: pa.Schema, columns: dict[str, Any], fmt: str, path: P
             )
 
 
-def _batch(
+def rows_of(
     batch: pa.RecordBatch,
-    first_row: int,
+    numbers_of_rows: np.ndarray,
     columns: dict[str, Any],
     maker: StepMaker,
     options: ImportOptions,
@@ -162,10 +216,8 @@ def _batch(
     fmt: str,
     path: Path,
 ) -> Generator[SourceItem, None, list[str] | None]:
-    numbers_of_rows = np.arange(first_row, first_row + batch.num_rows)
-    if options.shard is not None:  # keep this worker's rows before converting anything
-        keep = _share_mask(batch, columns.get("episode_id"), numbers_of_rows, maker)
-        batch, numbers_of_rows = batch.filter(pa.array(keep)), numbers_of_rows[keep]
+    """The row path: the items of ``batch``'s rows (numbered ``numbers_of_rows``), one by one;
+    returns the state names in use (of an ``obs`` list column)."""
     row_number = numbers_of_rows.tolist()
     n = batch.num_rows
     bad: dict[int, tuple[str, str, str]] = {}  # row -> (field, cell, rule)

@@ -27,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from services.interop.convert import Converted, convert
+from services.interop.batch_convert import convert_file
+from services.interop.convert import Converted
 from services.interop.episodes import EpisodeCounts
 from services.interop.rejects import RejectFile
 from services.interop.settings import InteropSettings
@@ -64,7 +65,7 @@ def _work(
 
     try:
         share = dataclasses.replace(options, shard=Shard(index, count))
-        converted = convert(
+        converted = convert_file(
             fmt, Path(path), sha, share, settings, table_uri, existing, processed_at_ms,
             rejects, progress,
         )  # fmt: skip
