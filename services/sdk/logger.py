@@ -16,17 +16,20 @@ import secrets
 import sys
 import time
 import weakref
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from schemas.decision_outcome import outcome_valid
 from schemas.event_builders import decision_event, episode_end_event, reward_event
-from schemas.events import EpisodeStepTracker, EventValidationError, validate_event
-from schemas.wire import BATCH_OVERHEAD_BYTES, pack_event
+from schemas.events import validate_event
+from schemas.wire import BATCH_OVERHEAD_BYTES
 from services.kafka_settings import KafkaSettings
-from services.sdk.errors import LoggerClosedError, SdkError, queue_full_error
+from services.sdk.errors import SdkError
 from services.sdk.event_queue import EventQueue
+from services.sdk.intake import EventIntake
 from services.sdk.metrics import CallerCounts, sdk_metrics
 from services.sdk.sender import Sender
 from services.sdk.settings import SdkSettings
@@ -78,15 +81,10 @@ class DecisionLogger:
         if settings.switch_interval_s is not None:
             sys.setswitchinterval(settings.switch_interval_s)
         self._queue = EventQueue()
-        self._max_queue = settings.queue_max_events
-        self._max_event_bytes = settings.record_max_bytes - BATCH_OVERHEAD_BYTES
-        self._tracker = EpisodeStepTracker(settings.max_open_episodes)
         self._lock = self._queue.lock
         self._counts = CallerCounts()
-        self._accepted = self._counts.accepted
         self._id_prefix = secrets.token_hex(6) + "-"
         self._ids = itertools.count()
-        self._closed = False
         self._metrics = sdk_metrics(registry)
         self._spool = DiskSpool(
             settings.spool_dir,
@@ -102,6 +100,14 @@ class DecisionLogger:
             self._metrics,
             self._counts,
             producer_options,
+        )
+        self._intake = EventIntake(
+            self._queue,
+            self._sender,
+            settings,
+            self._counts,
+            settings.record_max_bytes - BATCH_OVERHEAD_BYTES,
+            kafka.bootstrap_servers,
         )
         self._sender.start()
         _open_loggers.add(self)
@@ -193,63 +199,33 @@ class DecisionLogger:
         self._submit(event, episode_id, True)
         return event_id
 
+    def checked_decisions(self, events: Sequence[dict[str, Any]]) -> list[Exception | None]:
+        """Log decision events (built by ``schemas.event_builders.decision_event``) whose
+        caller-given fields already passed ``validate_event``; each gets None (logged) or the
+        exception :meth:`decision` would have raised for it, in order.
+
+        For a service that checks each request against the contract before its policy runs
+        (the decision service) and logs a batch of decisions at once: the fields the policy
+        filled in are checked by ``schemas.decision_outcome.outcome_valid`` (anything it is
+        unsure of goes through ``validate_event``, so a refusal is the contract's), and the
+        batch takes the queue's lock once. An event whose other fields were not validated must
+        go through :meth:`decision` instead."""
+        valid: list[dict[str, Any]] = []
+        refused: dict[int, Exception] = {}
+        for i, event in enumerate(events):
+            if not outcome_valid(event):
+                try:
+                    validate_event(event)
+                except Exception as exc:
+                    refused[i] = exc
+                    continue
+            valid.append(event)
+        submitted = iter(self._intake.submit_many(valid))
+        return [refused[i] if i in refused else next(submitted) for i in range(len(events))]
+
     def _submit(self, event: dict[str, Any], episode_id: str, is_end: bool) -> None:
         validate_event(event)
-        deadline: float | None = None
-        while True:
-            with self._lock:
-                if self._closed:
-                    raise LoggerClosedError(
-                        f"this DecisionLogger is closed; the {event['type']} event was not logged"
-                    )
-                if len(self._queue) + self._sender.held_events < self._max_queue:
-                    packed = pack_event(event)  # under the lock: the packer is shared
-                    if len(packed) > self._max_event_bytes:
-                        raise EventValidationError(
-                            "event",
-                            f"{len(packed)} bytes",
-                            f"encoded event must be at most {self._max_event_bytes} bytes "
-                            "(sdk.record_max_bytes)",
-                            event["type"],
-                        )
-                    self._tracker.check(event)
-                    self._queue.put(episode_id, packed, is_end)
-                    self._accepted[event["type"]] += 1
-                    return
-                if self.settings.when_full == "drop":
-                    self._tracker.check(event)
-                    dropped = self._counts.dropped
-                    dropped["queue_full"] = so_far = dropped.get("queue_full", 0) + 1
-                    break
-            # Full: wait for the sender outside the lock (it takes the queue under it).
-            if deadline is None:
-                deadline = time.monotonic() + self.settings.block_timeout_s
-                self._sender.wake()
-            self._check_full_wait(event, deadline)
-            time.sleep(0.0005)
-        log.warning(
-            "dropped a %s event of episode %s: the queue holds queue_max_events=%d events "
-            "and when_full=drop (dropped so far: %d)",
-            event["type"],
-            episode_id,
-            self._max_queue,
-            so_far,
-        )
-
-    def _check_full_wait(self, event: dict[str, Any], deadline: float) -> None:
-        """Raise if the sender died or the queue stayed full past ``block_timeout_s``."""
-        if self._sender.fatal is not None:
-            raise SdkError("the SDK sender thread failed") from self._sender.fatal
-        if time.monotonic() < deadline:
-            return
-        raise queue_full_error(
-            self._max_queue,
-            self.settings.block_timeout_s,
-            event["type"],
-            self.kafka.bootstrap_servers,
-            self._sender.spool_full,
-            self._sender.spool_error,
-        )
+        self._intake.submit(event, episode_id, is_end)
 
     # -- delivery ----------------------------------------------------------------------------------
     @property
@@ -343,9 +319,9 @@ class DecisionLogger:
         left and at interpreter exit.
         """
         with self._lock:
-            if self._closed:
+            if self._intake.closed:
                 return self._close_report()
-            self._closed = True
+            self._intake.closed = True
         _open_loggers.discard(self)
         if timeout is None:
             timeout = self.settings.close_timeout_s

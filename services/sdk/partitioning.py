@@ -25,12 +25,12 @@ event and kept until it ends:
 from __future__ import annotations
 
 import logging
+import struct
 
-from kafka.partitioner.default import murmur2
-
-__all__ = ["EpisodePartitioner", "kafka_default_partition"]
+__all__ = ["EpisodePartitioner", "kafka_default_partition", "murmur2"]
 
 log = logging.getLogger(__name__)
+_iter_words = struct.Struct("<I").iter_unpack
 
 #: After the first one, one warning per this many pins dropped while they still mattered.
 _DROPPED_PIN_LOG_EVERY = 10_000
@@ -38,8 +38,36 @@ _DROPPED_PIN_LOG_EVERY = 10_000
 
 def kafka_default_partition(key: bytes, num_partitions: int) -> int:
     """The partition Kafka's default partitioner gives ``key`` among ``num_partitions``."""
-    hashed: int = murmur2(key)
-    return (hashed & 0x7FFFFFFF) % num_partitions
+    return (murmur2(key) & 0x7FFFFFFF) % num_partitions
+
+
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 of ``data``, the same value as kafka-python's ``murmur2``.
+
+    Why our own: every new episode's first event hashes its id in the caller's thread (under
+    the queue's lock), and kafka-python's byte-by-byte version took 3 µs for a 20-byte id; this
+    one reads the 4-byte words with ``struct`` and masks once per product (1.7 µs). The test
+    compares both on every length up to 300 bytes."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    body = length & ~3
+    for (k,) in _iter_words(data[:body]):
+        k = (k * _M) & _MASK
+        k = ((k ^ (k >> 24)) * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ k
+    extra = length & 3
+    if extra:
+        if extra == 3:
+            h ^= data[body + 2] << 16
+        if extra >= 2:
+            h ^= data[body + 1] << 8
+        h = ((h ^ data[body]) * _M) & _MASK
+    h = ((h ^ (h >> 13)) * _M) & _MASK
+    return h ^ (h >> 15)
 
 
 class EpisodePartitioner:
