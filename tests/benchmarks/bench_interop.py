@@ -14,8 +14,8 @@ Run: ``make bench BENCH=interop`` (or ``.venv/bin/python -m tests.benchmarks int
   1,000,000 states with the trainer's default network (MLP 256-256, 4 features, 2 actions),
   and, in the same run, ``PolicyClient.act`` one state at a time on the same policy, both on
   one torch thread (act's best; on a loaded machine two threads made act 200x slower); score
-  writes its output in a second thread while it scores, so it also prints its rate per
-  CPU-second of all its threads. Target: score >= 20x act's rate.
+  reads and writes in helper threads while its torch thread scores, so it also prints its rate
+  per CPU-second of all its threads. Target: score >= 20x act's rate.
 
 The machine is shared: figures are indicative; the command prints them with the load average.
 """
@@ -219,8 +219,8 @@ def _score(work: Path) -> tuple[float, float, float, float]:
     result = score_states(registry.uri, "cartpole", "v1", str(source), str(work / "scored"),
                           batch_rows=20_000, threads=1)  # fmt: skip
     score_rate = result.rows / (time.perf_counter() - started)
-    # per CPU-second of all its threads (torch's one, Arrow's, the writer): the rate score would
-    # keep with no second core to overlap its writes on
+    # per CPU-second of all its threads (torch's one, Arrow's, the reader, the writer): the rate
+    # score would keep with no second core to overlap its reads and writes on
     score_cpu_rate = result.rows / (time.process_time() - cpu)
     module_rate = _module_alone(registry.uri, source)
     client = PolicyClient(registry.uri, "cartpole", poll_interval_s=3600.0,
@@ -282,7 +282,7 @@ def main() -> int:
                 source.unlink()
         score_rate, act_rate, module_rate, score_cpu_rate = _score(work)
         ratio = score_rate / act_rate
-        print(f"score (MLP 256-256, one torch thread, writes overlapped in a second thread): "
+        print(f"score (MLP 256-256, one torch thread, reads and writes in helper threads): "
               f"{score_rate:,.0f} rows/s; PolicyClient.act in the same run {act_rate:,.0f} act/s; "
               f"score is {ratio:.1f}x act; per CPU-second of all score's threads "
               f"{score_cpu_rate:,.0f} rows/s ({score_cpu_rate / act_rate:.1f}x act); the "

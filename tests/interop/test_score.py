@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +19,8 @@ from schemas.tables import TIMELINE_SCHEMA
 from services.cli.main import cli
 from services.delta_tables import open_table, read_table
 from services.interop.score_choice import choose
-from services.interop.score_input import dense_states
-from services.interop.score_overlap import WriteBehind
+from services.interop.score_input import ScoreInputError, dense_states
+from services.interop.score_overlap import ReadAhead, WriteBehind
 from services.registry import Registry
 from services.sdk.policy_client import PolicyClient
 from tests.rollout.factory import CARTPOLE_FEATURES, publish
@@ -257,8 +260,9 @@ def test_a_seed_draws_the_same_actions_in_one_batch_or_in_several() -> None:
     np.testing.assert_array_equal(whole, choose(probs, "sample", np.random.default_rng(7)))
 
 
+@pytest.mark.parametrize("output", ["scored", "scored.parquet"])
 def test_a_run_that_fails_midway_leaves_no_table_and_no_files(
-    tmp_path: Path, registry: Registry
+    tmp_path: Path, registry: Registry, output: str
 ) -> None:
     source = tmp_path / "states.parquet"
     _states(source, n=3000)
@@ -268,11 +272,46 @@ def test_a_run_that_fails_midway_leaves_no_table_and_no_files(
     column = table.schema.get_field_index("possible_actions")
     pq.write_table(table.set_column(column, "possible_actions", pa.array(possible)), source)
 
-    result = _score(registry, source, tmp_path / "scored", "--batch-rows", "500")
+    # the bad row is found in the read-ahead thread, after five batches were scored and written
+    result = _score(registry, source, tmp_path / output, "--batch-rows", "500")
     assert result.exit_code == 1
-    assert "row 2500" in result.output
+    assert "row 2500: possible action '7' is not an action of the policy" in result.output
     assert open_table(str(tmp_path / "scored")) is None
-    assert not list((tmp_path / "scored").rglob("*.parquet"))
+    files = [p for p in tmp_path.glob("scored*") if p.is_file()]
+    assert files + list(tmp_path.glob("scored*/**/*.parquet")) == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("score-")]
+
+
+def test_an_error_preparing_a_batch_is_raised_after_the_batches_before_it() -> None:
+    def batches() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise ScoreInputError("row 3: no such action")
+
+    ahead = ReadAhead(batches())
+    got: list[int] = []
+    with pytest.raises(ScoreInputError, match="row 3: no such action"):
+        got.extend(ahead)
+    assert got == [1, 2]
+    assert list(ahead) == []  # finished: iterating again gives nothing, and does not hang
+    ahead.close()
+
+
+def test_closing_a_read_ahead_midway_stops_its_thread() -> None:
+    made: list[int] = []
+
+    def endless() -> Iterator[int]:
+        for i in itertools.count():
+            made.append(i)
+            yield i
+
+    ahead = ReadAhead(endless(), depth=2)
+    assert next(ahead) == 0
+    ahead.close()  # the caller failed: the thread must not keep reading
+    count = len(made)
+    assert not [t for t in threading.enumerate() if t.name == "score-prepare"]
+    assert count <= 5  # the one taken, two queued, one being made, one blocked
+    assert len(made) == count
 
 
 def test_a_failed_background_write_is_raised_before_the_output_is_finished() -> None:
