@@ -25,11 +25,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.tables import TIMELINE_PARTITION_BY, TIMELINE_SCHEMA
-from services.interop.convert import TARGET_FILE_BYTES, Converted, convert, reader_for
+from services.interop.convert import TARGET_FILE_BYTES, Converted, FileJob, convert, reader_for
 from services.interop.episode_frames import EpisodeFrames
 from services.interop.episodes import validated
 from services.interop.rejects import RejectFile
-from services.interop.settings import InteropSettings
 from services.interop.source import ImportOptions, Reject, SourceItem, SourceStep
 from services.interop.step_checks import Candidates, valid_steps
 from services.interop.step_table import steps_of_items
@@ -49,31 +48,20 @@ ColumnReader = Callable[[Path, str, ImportOptions], Iterator[Candidates | Source
 
 
 def convert_file(
-    fmt: str,
-    path: Path,
-    sha: str,
-    options: ImportOptions,
-    settings: InteropSettings,
-    table_uri: str,
-    existing: set[str],
-    processed_at_ms: int,
-    rejects: RejectFile,
-    progress: Callable[[int], None] | None = None,
+    job: FileJob, rejects: RejectFile, progress: Callable[[int], None] | None = None
 ) -> Converted:
-    """Convert ``path`` (the share ``options.shard`` of it) into parquet files under
-    ``table_uri`` by the Arrow path when the format has one and ``settings.vectorized``, else by
-    the row path; on any error the files written are deleted and the error raised."""
-    where = COLUMN_READERS.get(fmt)
+    """Convert ``job.path`` (the share ``job.options.shard`` of it) into parquet files under
+    ``job.table_uri`` by the Arrow path when the format has one and ``settings.vectorized``,
+    else by the row path; on any error the files written are deleted and the error raised."""
+    settings = job.settings
+    where = COLUMN_READERS.get(job.fmt)
     if where is None or not settings.vectorized:
-        return convert(
-            fmt, path, sha, options, settings, table_uri, existing, processed_at_ms, rejects,
-            progress,
-        )  # fmt: skip
+        return convert(job, rejects, progress)
     module_name, attr = where.split(":")
     reader: ColumnReader = getattr(importlib.import_module(module_name), attr)
-    end = options.end_default or reader_for(fmt)[1]
+    end = job.options.end_default or reader_for(job.fmt)[1]
     files = PartitionedFiles(
-        table_uri, TIMELINE_SCHEMA, TIMELINE_PARTITION_BY[0], TARGET_FILE_BYTES
+        job.table_uri, TIMELINE_SCHEMA, TIMELINE_PARTITION_BY[0], TARGET_FILE_BYTES
     )
     new_ids: set[str] = set()
     written = 0
@@ -88,15 +76,15 @@ def convert_file(
 
     frames = EpisodeFrames(
         default_end_terminal=end == "terminal",
-        processed_at_ms=processed_at_ms,
-        existing_episodes=existing,
+        processed_at_ms=job.processed_at_ms,
+        existing_episodes=job.existing,
         max_open_episodes=settings.max_open_episodes,
         closed_memory_episodes=settings.closed_memory_episodes,
         reject=rejects,
         emit=emit,
     )
     try:
-        _feed(reader(path, sha, options), frames, rejects, settings.batch_rows)
+        _feed(reader(job.path, job.sha, job.options), frames, rejects, settings.batch_rows)
         return Converted(files.close(), written, frames.counts, new_ids)
     except BaseException:
         files.discard()

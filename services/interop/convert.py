@@ -24,7 +24,7 @@ from services.interop.settings import InteropSettings
 from services.interop.source import ImportOptions, Reject, SourceItem, SourceStep
 from services.interop.table_files import FileAdded, PartitionedFiles
 
-__all__ = ["FORMATS", "TARGET_FILE_BYTES", "Converted", "convert", "reader_for"]
+__all__ = ["FORMATS", "TARGET_FILE_BYTES", "Converted", "FileJob", "convert", "reader_for"]
 
 #: format -> "module:reader"; a reader is ``(path, sha256, options) -> Iterator[SourceItem]``
 #: with an attribute ``DEFAULT_END`` ("terminal"/"truncated": how an episode whose rows do not
@@ -66,36 +66,49 @@ class Converted:
     new_ids: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True, eq=False)
+class FileJob:
+    """One source file to convert, as every conversion path takes it (the row path here, the
+    Arrow path of :mod:`.batch_convert`, the workers of :mod:`.workers`, which send it to each
+    process with its own ``options.shard`` and ``existing`` share).
+
+    ``existing``: the episodes the table already holds (an imported episode must not add rows
+    to one of them); ``processed_at_ms``: the rows' ``processed_at``.
+    """
+
+    fmt: str
+    path: Path
+    sha: str
+    options: ImportOptions
+    settings: InteropSettings
+    table_uri: str
+    existing: set[str]
+    processed_at_ms: int
+
+
 def convert(
-    fmt: str,
-    path: Path,
-    sha: str,
-    options: ImportOptions,
-    settings: InteropSettings,
-    table_uri: str,
-    existing: set[str],
-    processed_at_ms: int,
-    rejects: RejectFile,
-    progress: Callable[[int], None] | None = None,
+    job: FileJob, rejects: RejectFile, progress: Callable[[int], None] | None = None
 ) -> Converted:
-    """Convert ``path`` (the share ``options.shard`` of it) into parquet files under
-    ``table_uri``; on any error the files written are deleted and the error raised."""
-    reader, default_end = reader_for(fmt)
+    """Convert ``job.path`` (the share ``job.options.shard`` of it) into parquet files under
+    ``job.table_uri`` by the row path; on any error the files written are deleted and the
+    error raised."""
+    options, settings = job.options, job.settings
+    reader, default_end = reader_for(job.fmt)
     end = options.end_default or default_end
     rows: list[dict[str, Any]] = []
     new_ids: set[str] = set()
     written = 0
     assembler = EpisodeAssembler(
         default_end_terminal=end == "terminal",
-        processed_at_ms=processed_at_ms,
-        existing_episodes=existing,
+        processed_at_ms=job.processed_at_ms,
+        existing_episodes=job.existing,
         max_open_episodes=settings.max_open_episodes,
         closed_memory_episodes=settings.closed_memory_episodes,
         reject=rejects,
         emit=rows.append,
     )
     files = PartitionedFiles(
-        table_uri, TIMELINE_SCHEMA, TIMELINE_PARTITION_BY[0], TARGET_FILE_BYTES
+        job.table_uri, TIMELINE_SCHEMA, TIMELINE_PARTITION_BY[0], TARGET_FILE_BYTES
     )
 
     def flush() -> pa.RecordBatch:
@@ -109,7 +122,7 @@ def convert(
         return batch
 
     try:
-        for item in reader(path, sha, options):
+        for item in reader(job.path, job.sha, options):
             if type(item) is SourceStep:
                 assembler.add(item)
                 if len(rows) >= settings.batch_rows:

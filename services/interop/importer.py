@@ -34,7 +34,7 @@ from deltalake.exceptions import CommitFailedError
 from schemas.tables import TIMELINE_PARTITION_BY, TIMELINE_SCHEMA
 from services.delta_tables import ensure_table, read_table
 from services.interop.batch_convert import COLUMN_READERS, convert_file
-from services.interop.convert import FORMATS, reader_for
+from services.interop.convert import FORMATS, FileJob, reader_for
 from services.interop.episodes import EpisodeCounts
 from services.interop.rejects import RejectFile
 from services.interop.settings import InteropSettings
@@ -139,17 +139,12 @@ def _import_one(
     rejects = RejectFile(settings.rejects_dir, str(path), sha)
     processed_at = int(time.time() * 1000)
     workers = workers_for(fmt, path, settings)
+    job = FileJob(fmt, path, sha, options, settings, table_uri, existing, processed_at)
     try:
         if workers > 1:
-            converted = convert_in_workers(
-                workers, fmt, path, sha, options, settings, table_uri, existing, processed_at,
-                rejects, progress,
-            )  # fmt: skip
+            converted = convert_in_workers(workers, job, rejects, progress)
         else:
-            converted = convert_file(
-                fmt, path, sha, options, settings, table_uri, existing, processed_at, rejects,
-                progress,
-            )  # fmt: skip
+            converted = convert_file(job, rejects, progress)
     except BaseException:
         rejects.discard()
         raise

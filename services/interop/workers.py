@@ -28,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from services.interop.batch_convert import convert_file
-from services.interop.convert import Converted
+from services.interop.convert import Converted, FileJob
 from services.interop.episodes import EpisodeCounts
 from services.interop.rejects import RejectFile
-from services.interop.settings import InteropSettings
-from services.interop.source import ImportFormatError, ImportOptions, Shard
+from services.interop.source import ImportFormatError, Shard
 from services.interop.table_files import FileAdded, PartitionedFiles
 
 __all__ = ["convert_in_workers"]
@@ -42,21 +41,11 @@ def _share(episode: str, count: int) -> int:
     return zlib.crc32(episode.encode("utf-8", "surrogatepass")) % count
 
 
-def _work(
-    index: int,
-    count: int,
-    fmt: str,
-    path: str,
-    sha: str,
-    options: ImportOptions,
-    settings: InteropSettings,
-    table_uri: str,
-    existing: set[str],
-    processed_at_ms: int,
-    messages: Any,
-) -> None:
+def _work(index: int, count: int, job: FileJob, messages: Any) -> None:
+    """Worker ``index`` of ``count``: convert its share of ``job`` (whose ``existing`` is
+    already its share of the table's episodes) and send back what it wrote."""
     parent = os.getppid()
-    rejects = RejectFile(settings.rejects_dir, path, sha, part=index)
+    rejects = RejectFile(job.settings.rejects_dir, str(job.path), job.sha, part=index)
 
     def progress(rows: int) -> None:
         if os.getppid() != parent:  # the importer died: nothing of this will be committed
@@ -64,11 +53,8 @@ def _work(
         messages.put(("rows", index, rows))
 
     try:
-        share = dataclasses.replace(options, shard=Shard(index, count))
-        converted = convert_file(
-            fmt, Path(path), sha, share, settings, table_uri, existing, processed_at_ms,
-            rejects, progress,
-        )  # fmt: skip
+        share = dataclasses.replace(job.options, shard=Shard(index, count))
+        converted = convert_file(dataclasses.replace(job, options=share), rejects, progress)
         sealed = rejects.seal()
         messages.put(("done", index, (converted, dict(rejects.by_reason), sealed)))
     except ImportFormatError as exc:
@@ -80,40 +66,18 @@ def _work(
 
 
 def convert_in_workers(
-    count: int,
-    fmt: str,
-    path: Path,
-    sha: str,
-    options: ImportOptions,
-    settings: InteropSettings,
-    table_uri: str,
-    existing: set[str],
-    processed_at_ms: int,
-    rejects: RejectFile,
-    progress: Callable[[int], None] | None,
+    count: int, job: FileJob, rejects: RejectFile, progress: Callable[[int], None] | None
 ) -> Converted:
-    """Convert ``path`` in ``count`` worker processes; the rejects go to ``rejects``."""
+    """Convert ``job.path`` in ``count`` worker processes; the rejects go to ``rejects``."""
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
     shares: list[set[str]] = [set() for _ in range(count)]
-    for episode in existing:
+    for episode in job.existing:
         shares[_share(episode, count)].add(episode)
     workers = [
         context.Process(
             target=_work,
-            args=(
-                i,
-                count,
-                fmt,
-                str(path),
-                sha,
-                options,
-                settings,
-                table_uri,
-                shares[i],
-                processed_at_ms,
-                messages,
-            ),
+            args=(i, count, dataclasses.replace(job, existing=shares[i]), messages),
             daemon=True,
         )
         for i in range(count)
@@ -143,7 +107,7 @@ def convert_in_workers(
         if failure is not None or len(done) < count:
             for worker in workers:
                 worker.terminate()
-            cleanup = PartitionedFiles(table_uri, _schema(), None, 0)
+            cleanup = PartitionedFiles(job.table_uri, _schema(), None, 0)
             for converted, _, _part in done.values():
                 cleanup.remove(converted.files)
         for worker in workers:
@@ -152,7 +116,7 @@ def convert_in_workers(
             # after the joins: a terminated worker never ran its own discard, so its reject
             # part (sealed, or still .tmp) is removed here, every worker's alike
             for i in range(count):
-                part = RejectFile(settings.rejects_dir, str(path), sha, part=i)
+                part = RejectFile(job.settings.rejects_dir, str(job.path), job.sha, part=i)
                 part.discard()
                 part.path.unlink(missing_ok=True)
     if failure is not None:
