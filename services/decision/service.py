@@ -229,21 +229,13 @@ class DecisionService:
         context: dict[str, str] | None,
         action_features: dict[str, dict[str, float]] | None = None,
     ) -> None:
-        """Log ``decision`` exactly as ``PolicyClient.act`` would have, at its own time."""
-        self.logger.decision(
-            decision.episode_id,
-            decision.step,
-            state,
-            decision.action,
-            possible_actions,
-            decision.propensity,
-            decision.policy_version,
-            action_probs=decision.action_probs,
-            context=context,
-            action_features=action_features,
-            event_id=decision.decision_id,
-            ts=decision.ts,
-        )
+        """Log ``decision`` exactly as ``PolicyClient.act`` would have, at its own time (a held
+        Personalizer event on Activate: what the caller sent was checked by :meth:`check` at
+        rank time, so it goes the batch path's way, raising what the logger refuses)."""
+        event = _decision_event(decision, state, possible_actions, context, action_features)
+        refusal = self.logger.checked_decisions([event])[0]
+        if refusal is not None:
+            raise refusal
 
     def reward(
         self,
