@@ -49,8 +49,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 # The monitoring tests need the real Prometheus and Pushgateway: here a missing binary fails them.
+# The test files are shared among TEST_WORKERS processes (pytest-xdist); a file stays on one
+# worker, so its module fixtures (brokers, tables) start once. TEST_WORKERS=0 runs them serially.
+TEST_WORKERS ?= 2
 test: $(STAMP) apt-deps lint
-	POLICYLOOP_REQUIRE_MONITORING=1 $(BIN)/pytest -q
+	POLICYLOOP_REQUIRE_MONITORING=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Fault tests at full scale (minutes each): the marker `soak`, left out of `make test`.
 soak: $(STAMP) apt-deps
