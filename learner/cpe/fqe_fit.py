@@ -8,8 +8,9 @@ Repeated regression on the Bellman target of the *target* policy::
 Truncated episodes (cut by the log, not ended by the environment) are *not* terminal: their last
 step has no known next state, so it is left out of the regression and its Q comes from similar
 states -- treating a cut as an ending would teach the model that the world stops there. Unless
-the logs show a time limit (:mod:`learner.cpe.horizon`): then the step's position is an input
-and an episode cut at the limit ends there, as it does for every policy deployed. The
+the logs show a time limit (:mod:`learner.cpe.horizon`): then the step's position is an input,
+an episode cut at the limit ends there, as it does for every policy deployed, and the networks
+have two heads, Q = U - gamma^(L - t) W (:func:`regression_loss`). The
 targets come from a frozen copy of the networks, refreshed every ``target_update_every`` steps
 (one Bellman backup) and evaluated on each mini-batch's rows (the same targets as recomputing
 every row at each backup, without the cost of rows no mini-batch draws before the next one);
@@ -36,8 +37,8 @@ import numpy as np
 import torch
 
 from learner.cpe.config import FqeSettings
-from learner.cpe.fqe_model import FqeModel
-from learner.cpe.horizon import detect_time_limit, with_step_position
+from learner.cpe.fqe_model import FqeModel, time_limited_q
+from learner.cpe.horizon import detect_time_limit, remaining_discount, with_step_position
 from learner.cpe.inputs import SequentialInput
 from learner.cpe.model_replicates import episode_resample_counts
 from learner.cpe.standardize import Standardizer
@@ -46,7 +47,14 @@ from learner.trainers.flat_adam import FlatAdam
 from learner.trainers.mlp_stack import MLPStack
 from learner.trainers.objectives import squared_error
 
-__all__ = ["Transitions", "backups_needed", "fit_fqe", "transitions", "value_range"]
+__all__ = [
+    "Transitions",
+    "backups_needed",
+    "fit_fqe",
+    "regression_loss",
+    "transitions",
+    "value_range",
+]
 
 _Q_LIMIT = 1e6
 
@@ -58,7 +66,8 @@ class Transitions:
     ``bootstrap`` is true where a next decision exists (its value enters the target);
     ``next_probs`` the target policy's probabilities there (zero on impossible actions);
     ``next_probs_finite`` false where those are NaN or infinite; ``episode`` the row's episode
-    (what the members' resamples draw).
+    (what the members' resamples draw); ``step`` and ``next_step`` the positions of the row and
+    of its next step in their episode.
     """
 
     states: np.ndarray
@@ -69,6 +78,8 @@ class Transitions:
     next_probs: np.ndarray
     next_probs_finite: np.ndarray
     episode: np.ndarray
+    step: np.ndarray
+    next_step: np.ndarray
 
 
 def transitions(data: SequentialInput, time_limit: int | None = None) -> Transitions:
@@ -111,6 +122,8 @@ def transitions(data: SequentialInput, time_limit: int | None = None) -> Transit
         ),
         next_probs_finite=np.isfinite(data.target_probs[ei, tn]).all(axis=1) | ~has_next[ei, ti],
         episode=ei,
+        step=ti,
+        next_step=tn,
     )
 
 
@@ -176,10 +189,13 @@ def _fit(data: SequentialInput, settings: FqeSettings, seed: int, progress: bool
     counts = episode_resample_counts(data.n, settings.members, seed)
     members = len(counts)
     generator = torch.Generator().manual_seed(seed)
+    heads = 1 if limit is None else 2  # U and W of learner.cpe.horizon
+    n_out = data.n_actions * heads
     stack = MLPStack(
-        flat_states.shape[1], data.n_actions, settings.hidden_sizes, members, generator=generator
+        flat_states.shape[1], n_out, settings.hidden_sizes, members, generator=generator
     )
-    model = FqeModel(stack, standardizer, data.n_actions, counts, time_limit=limit)
+    gamma = float(data.gamma)
+    model = FqeModel(stack, standardizer, data.n_actions, counts, time_limit=limit, gamma=gamma)
     if not tr.next_probs_finite.all():
         model.diverged = True
         model.divergence_reason = "the target policy's probabilities are NaN or infinite"
@@ -191,7 +207,10 @@ def _fit(data: SequentialInput, settings: FqeSettings, seed: int, progress: bool
     r = torch.as_tensor(tr.rewards, dtype=torch.float32)
     boot = torch.as_tensor(tr.bootstrap, dtype=torch.float32)
     pi_next = torch.as_tensor(tr.next_probs, dtype=torch.float32)
-    gamma = float(data.gamma)
+    rem = rem_next = None
+    if limit is not None:
+        rem = torch.as_tensor(remaining_discount(tr.step, limit, gamma))
+        rem_next = torch.as_tensor(remaining_discount(tr.next_step, limit, gamma))
     low, high = value_range(tr.rewards, gamma) if settings.clip_targets else (None, None)
     table, sizes = _resample_tables(tr.episode, counts)
     last = (sizes.long() - 1)[:, None]
@@ -219,13 +238,16 @@ def _fit(data: SequentialInput, settings: FqeSettings, seed: int, progress: bool
                 # cost once there are more rows than one backup's mini-batches draw.
                 u = torch.rand(members, batch, generator=generator)
                 rows = table.gather(1, torch.minimum((u * sizes[:, None]).long(), last))
-                v_next = (target.forward(s_next[rows]) * pi_next[rows]).sum(dim=2)
+                q_next = target.forward(s_next[rows])
+                if rem_next is not None:
+                    q_next = time_limited_q(q_next, rem_next[rows], data.n_actions)
+                v_next = (q_next * pi_next[rows]).sum(dim=2)
                 y = r[rows] + gamma * boot[rows] * v_next
                 if low is not None:
                     y = y.clamp_(low, high)
                 out = stack.forward(s[rows], keep=True)
-                grad = torch.zeros_like(out)
-                loss = squared_error(out, a[rows].unsqueeze(2), y, grad)
+                remaining = None if rem is None else rem[rows]
+                loss, grad = regression_loss(out, a[rows], y, remaining, data.n_actions)
                 stack.backward(grad)
                 _clip_per_member(stack.grads, settings.grad_clip)
                 # The learning rate decays linearly to 5% so the last iterate settles instead
@@ -256,6 +278,26 @@ def _fit(data: SequentialInput, settings: FqeSettings, seed: int, progress: bool
         if bar is not None:
             bar.stop()
     return model
+
+
+def regression_loss(
+    out: torch.Tensor,
+    actions: torch.Tensor,
+    targets: torch.Tensor,
+    remaining: torch.Tensor | None,
+    n_actions: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The squared error of the logged actions' Q ``(members, batch)`` against ``targets``, and
+    its gradient with respect to the networks' outputs ``out``. With a time limit
+    (``remaining`` = gamma^(L - t) per row) the outputs are the two heads of
+    :func:`~learner.cpe.fqe_model.time_limited_q`, and W's gradient is -remaining times Q's."""
+    if remaining is None:
+        grad = torch.zeros_like(out)
+        return squared_error(out, actions.unsqueeze(2), targets, grad), grad
+    q = time_limited_q(out, remaining, n_actions)
+    grad_q = torch.zeros_like(q)
+    loss = squared_error(q, actions.unsqueeze(2), targets, grad_q)
+    return loss, torch.cat([grad_q, -remaining.unsqueeze(2) * grad_q], dim=2)
 
 
 def _divergence(loss_sum: float, v_max: float, step: int) -> str | None:

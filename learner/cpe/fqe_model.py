@@ -12,17 +12,23 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from learner.cpe.horizon import with_step_position
+from learner.cpe.horizon import remaining_discount, with_step_position
 from learner.cpe.inputs import SequentialInput
 from learner.cpe.model_replicates import ModelReplicates
 from learner.cpe.standardize import Standardizer
 from learner.trainers.mlp_stack import MLPStack
 
-__all__ = ["FqeModel"]
+__all__ = ["FqeModel", "time_limited_q"]
 
 #: Rows per forward pass of all members: bounds the hidden activations (members x rows x width
 #: floats) to some tens of MB on large evaluation sets.
 _ROWS_PER_PASS = 16_384
+
+
+def time_limited_q(out: torch.Tensor, remaining: torch.Tensor, n_actions: int) -> torch.Tensor:
+    """Q up to a time limit from the network's two heads ``(..., 2A)``: ``U - remaining * W``
+    with ``remaining = gamma^(L - t)`` per row (:mod:`learner.cpe.horizon`)."""
+    return out[..., :n_actions] - remaining.unsqueeze(-1) * out[..., n_actions:]
 
 
 @dataclass
@@ -33,7 +39,8 @@ class FqeModel:
     was fitted on (all ones for a single member fitted on the data as logged). The model's Q is
     the members' mean; each member alone is one bootstrap replicate of the fit. ``time_limit``:
     the logs' time limit when the fit found one (:mod:`learner.cpe.horizon`); the step's
-    position is then one of the model's inputs.
+    position is then one of the model's inputs, and the networks have two heads combined with
+    the discount ``gamma`` of the fit (:func:`time_limited_q`).
     """
 
     stack: MLPStack
@@ -41,6 +48,7 @@ class FqeModel:
     n_actions: int
     counts: np.ndarray
     time_limit: int | None = None
+    gamma: float = 1.0
     history: list[dict[str, float]] = field(default_factory=list)
     diverged: bool = False
     divergence_reason: str | None = None
@@ -60,6 +68,7 @@ class FqeModel:
                     f"steps: this FQE model counts time (a {self.time_limit}-step limit in its "
                     "logs), so its Q-values need each state's position in its episode"
                 )
+            remaining = torch.as_tensor(remaining_discount(steps, self.time_limit, self.gamma))
             states = with_step_position(states, steps, self.time_limit)
         z = torch.as_tensor(self.standardizer.transform(states), dtype=torch.float32)
         out = np.empty((self.members, len(states), self.n_actions))
@@ -67,6 +76,8 @@ class FqeModel:
             for start in range(0, len(states), _ROWS_PER_PASS):
                 rows = z[start : start + _ROWS_PER_PASS]
                 q = self.stack.forward(rows.expand(self.members, *rows.shape))
+                if self.time_limit is not None:
+                    q = time_limited_q(q, remaining[start : start + len(rows)], self.n_actions)
                 out[:, start : start + len(rows)] = q.double().numpy()
         return out
 

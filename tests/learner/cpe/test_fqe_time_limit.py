@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from learner.cpe.config import FqeSettings
 from learner.cpe.fqe import FittedQEvaluation
-from learner.cpe.horizon import detect_time_limit
+from learner.cpe.fqe_fit import regression_loss
+from learner.cpe.fqe_model import time_limited_q
+from learner.cpe.horizon import detect_time_limit, remaining_discount
 from learner.cpe.inputs import SequentialInput
 from tests.learner.cpe.chain_mdp import RiverChain
 
@@ -79,3 +82,27 @@ def test_a_model_that_counts_time_needs_each_states_position(limited_chain):
     assert fqe.model is not None
     with pytest.raises(ValueError, match="steps: this FQE model counts time"):
         fqe.model.q_values(np.eye(6))
+
+
+def test_with_a_time_limit_q_is_the_untimed_head_less_the_discounted_remainder():
+    # Two actions: heads U = (5, 7) and W = (2, 4), 3 steps before a limit at 10, gamma 0.5.
+    remaining = torch.as_tensor(remaining_discount(np.array([7]), 10, 0.5))
+    out = torch.tensor([[[5.0, 7.0, 2.0, 4.0]]])
+    q = time_limited_q(out, remaining, n_actions=2)
+    assert q.tolist() == [[[5.0 - 0.125 * 2.0, 7.0 - 0.125 * 4.0]]]
+
+
+def test_the_two_head_regression_gradient_is_autograds():
+    generator = torch.Generator().manual_seed(0)
+    out = torch.randn(3, 8, 6, generator=generator)  # 3 members, 8 rows, 2 heads x 3 actions
+    actions = torch.randint(0, 3, (3, 8), generator=generator)
+    targets = torch.randn(3, 8, generator=generator)
+    remaining = torch.rand(3, 8, generator=generator)
+    loss, grad = regression_loss(out, actions, targets, remaining, n_actions=3)
+    leaf = out.clone().requires_grad_(True)
+    q = time_limited_q(leaf, remaining, 3).gather(2, actions.unsqueeze(2)).squeeze(2)
+    expected = (q - targets).square().sum() / 8
+    expected.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert leaf.grad is not None
+    torch.testing.assert_close(grad, leaf.grad)
