@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from schemas.events import EpisodeStepTracker, EventValidationError
@@ -32,6 +32,17 @@ from services.sdk.settings import SdkSettings
 __all__ = ["EventIntake"]
 
 log = logging.getLogger("services.sdk.logger")  # its warnings are the logger's
+
+
+def _refusal(
+    take: Callable[[dict[str, Any], str, bool], None], event: dict[str, Any]
+) -> Exception | None:
+    """What ``take`` (``_put`` or ``submit``) raised for a non-final ``event``, or None."""
+    try:
+        take(event, event["episode_id"], False)
+    except Exception as exc:
+        return exc
+    return None
 
 
 class EventIntake:
@@ -100,19 +111,8 @@ class EventIntake:
             for event in events:
                 if len(queue) + held.held_events >= self.max_queue:
                     break  # full: the rest wait (or drop) one by one, outside the lock
-                try:
-                    self._put(event, event["episode_id"], False)
-                except Exception as exc:
-                    results.append(exc)
-                else:
-                    results.append(None)
-        for event in events[len(results) :]:
-            try:
-                self.submit(event, event["episode_id"], False)
-            except Exception as exc:
-                results.append(exc)
-            else:
-                results.append(None)
+                results.append(_refusal(self._put, event))
+        results.extend(_refusal(self.submit, event) for event in events[len(results) :])
         return results
 
     def _put(self, event: dict[str, Any], episode_id: str, is_end: bool) -> None:
