@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"learner suite: {names}, seeds {args.seeds}; default trainer {t.algorithm} "
                   f"x{t.ensemble_size}, {t.steps:,} steps x {t.batch_size}; baselines "
                   f"{baselines} with the same steps and batch; truths over {TRUTH_EPISODES} "
-                  "episodes as served (exact on the chain)")  # fmt: skip
+                  "episodes as served (exact on the chain and Taxi)")  # fmt: skip
     started = time.perf_counter()
     rows = [
         _one(name, int(seed), baselines, console)

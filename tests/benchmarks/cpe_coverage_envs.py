@@ -10,8 +10,11 @@ does not care whether the truth is simulated or solved:
 ``CartPole-v1`` and ``Taxi-v4`` (gymnasium 1.4.0 registers Taxi-v4, not the issue's Taxi-v3:
 the same task, 500 discrete states one-hot encoded by the fleet's adapter, 6 actions narrowed
 by its ``action_mask``, 200-step episodes) are logged by the fleet
-(:mod:`tests.benchmarks.cpe_coverage_logs`) and measured by simulation; the river chain of
-:mod:`tests.learner.cpe.chain_mdp` is logged by its own sampler and solved exactly.
+(:mod:`tests.benchmarks.cpe_coverage_logs`). CartPole's values are measured by simulation;
+Taxi publishes its model, so its values are solved exactly by backward induction up to the time
+limit (:mod:`tests.benchmarks.cpe_coverage_exact`), with no Monte Carlo error for a miss to hide
+in. The river chain of :mod:`tests.learner.cpe.chain_mdp` is logged by its own sampler and
+solved exactly.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from learner.data import LoggedData
+from tests.benchmarks.cpe_coverage_exact import TabularModel, tabular_model
 from tests.benchmarks.cpe_coverage_logs import uniform_logs
 from tests.benchmarks.cpe_coverage_policies import PolicyProbs, Uniform
 from tests.benchmarks.cpe_coverage_truth import ServedSimulator, TrueValue, chain_value
@@ -52,7 +56,8 @@ class BenchEnvironment(Protocol):
 
 @dataclass
 class GymEnvironment:
-    """A gymnasium id, logged by the fleet's uniform policy, values measured by simulation.
+    """A gymnasium id, logged by the fleet's uniform policy; values solved exactly where the
+    environment publishes its model (:func:`tabular_model`), measured by simulation otherwise.
 
     The uniform logger's true value does not depend on the data seed: it is measured once
     (with 4x the candidates' episodes, as every pair's baseline) and kept.
@@ -69,6 +74,37 @@ class GymEnvironment:
     untruncated_steps: int | None = None
     _logged: dict[float, TrueValue] = field(default_factory=dict, repr=False)
     _simulators: dict[int | None, ServedSimulator] = field(default_factory=dict, repr=False)
+    _models: dict[int | None, TabularModel | None] = field(default_factory=dict, repr=False)
+
+    def model(self, max_steps: int | None = None) -> TabularModel | None:
+        """The published model under the registered time limit (None), or ``max_steps``."""
+        if max_steps not in self._models:
+            kwargs = {} if max_steps is None else {"max_episode_steps": max_steps}
+            self._models[max_steps] = tabular_model(self.name, kwargs)
+        return self._models[max_steps]
+
+    def _value(
+        self,
+        policy: PolicyProbs,
+        data: LoggedData,
+        *,
+        gamma: float,
+        episodes: int,
+        seed: int,
+        max_steps: int | None = None,
+    ) -> TrueValue:
+        """Exact where there is a model, else ``episodes`` played from ``seed``."""
+        model = self.model(max_steps)
+        if model is not None:
+            return model.true_value(policy, data.feature_names, data.actions_space, gamma=gamma)
+        return self.simulator(max_steps).value(
+            policy,
+            data.feature_names,
+            data.actions_space,
+            episodes=episodes,
+            gamma=gamma,
+            seed=seed,
+        )
 
     def simulator(self, max_steps: int | None = None) -> ServedSimulator:
         """The simulator under the registered time limit (None), or ``max_steps``."""
@@ -83,24 +119,14 @@ class GymEnvironment:
     def true_value(
         self, policy: PolicyProbs, data: LoggedData, *, gamma: float, episodes: int, seed: int
     ) -> TrueValue:
-        return self.simulator().value(
-            policy,
-            data.feature_names,
-            data.actions_space,
-            episodes=episodes,
-            gamma=gamma,
-            seed=20_000_000 + seed * 100_003,
+        return self._value(
+            policy, data, gamma=gamma, episodes=episodes, seed=20_000_000 + seed * 100_003
         )
 
     def logged_value(self, data: LoggedData, *, gamma: float, episodes: int) -> TrueValue:
         if gamma not in self._logged:
-            self._logged[gamma] = self.simulator().value(
-                Uniform(),
-                data.feature_names,
-                data.actions_space,
-                episodes=4 * episodes,
-                gamma=gamma,
-                seed=30_000_000,
+            self._logged[gamma] = self._value(
+                Uniform(), data, gamma=gamma, episodes=4 * episodes, seed=30_000_000
             )
         return self._logged[gamma]
 
@@ -109,13 +135,13 @@ class GymEnvironment:
     ) -> TrueValue | None:
         if self.untruncated_steps is None:
             return None
-        return self.simulator(self.untruncated_steps).value(
+        return self._value(
             policy,
-            data.feature_names,
-            data.actions_space,
-            episodes=episodes,
+            data,
             gamma=gamma,
+            episodes=episodes,
             seed=20_000_000 + seed * 100_003,
+            max_steps=self.untruncated_steps,
         )
 
 

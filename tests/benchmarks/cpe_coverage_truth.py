@@ -30,7 +30,8 @@ _LOCKSTEP = 250  # environments played side by side (memory: one state row each)
 @dataclass(frozen=True)
 class TrueValue:
     """The expected discounted return from the start states; ``se`` its Monte Carlo standard
-    error (0 when ``exact``), ``mean_return`` the undiscounted mean return (nan when exact)."""
+    error (0 when ``exact``), ``mean_return`` the undiscounted mean return (nan where
+    it is not computed: the chain)."""
 
     value: float
     se: float
