@@ -27,8 +27,10 @@ one line per pair. Targets (issue 14; reported against, not tuned to): coverage 
 Run: ``make bench BENCH=cpe_coverage`` (the defaults: 3 environments x 2 seeds x 4 candidates =
 24 pairs, ~27 min on the shared 2-core dev machine, too few to judge the coverage target), or
 with flags, e.g. the judged size ``.venv/bin/python -m tests.benchmarks.bench_cpe_coverage
---seeds 0,1,2,3`` (48 pairs, ~55 min there; Taxi's CPE alone is ~100 s a pair: bagged FQE on
-500 one-hot features), or a quick look ``--envs chain,CartPole-v1 --seeds 0,1 --episodes
+--seeds 0,1,2,3`` (48 pairs: about an hour in one process there, by its parts; the
+README's figures ran as three processes, chain and CartPole in one, Taxi's seeds 0,1 and 2,3
+in the others, ~31 min; Taxi's CPE is 140-220 s a pair: bagged FQE on 500 one-hot
+features), or a quick look ``--envs chain,CartPole-v1 --seeds 0,1 --episodes
 CartPole-v1=1000 --candidates early,late,swapped``.
 """
 
