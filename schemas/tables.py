@@ -69,7 +69,7 @@ TIMELINE_SCHEMA = pa.schema(
         pa.field("policy_version", pa.string(), nullable=False),
         pa.field("processed_at", _TS, nullable=False),
         # added in table schema version 2: nullable, so a table created before it gains it
-        # by a metadata commit (services/sessionizer/table_evolution.py), older files as null
+        # by a metadata commit (services/table_evolution.py), older files as null
         pa.field("action_features", pa.list_(_FLOAT_MAP), nullable=True),
     ],
     metadata={"policyloop.table": "timeline", "policyloop.schema_version": "2"},

@@ -15,6 +15,8 @@ import pyarrow.dataset as pads
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from services.table_evolution import add_missing_columns
+
 __all__ = ["ensure_table", "open_table", "read_table"]
 
 
@@ -30,11 +32,17 @@ def open_table(uri: str | os.PathLike[str], version: int | None = None) -> Delta
 
 
 def ensure_table(
-    uri: str | os.PathLike[str], schema: pa.Schema, partition_by: list[str] | None = None
+    uri: str | os.PathLike[str],
+    schema: pa.Schema,
+    partition_by: list[str] | None = None,
+    writer: str | None = None,
 ) -> DeltaTable:
-    """Open the table, creating it empty with ``schema`` first if it does not exist."""
+    """Open the table for writing with ``schema``: created empty if it does not exist, given
+    the nullable columns of ``schema`` it lacks if an earlier version created it
+    (:mod:`services.table_evolution`; ``writer`` goes into that commit's info)."""
     table = open_table(uri)
     if table is not None:
+        add_missing_columns(table, schema, writer)
         return table
     if not str(uri).startswith(("s3://", "gs://", "az://", "abfss://")):
         os.makedirs(uri, exist_ok=True)

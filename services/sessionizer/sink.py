@@ -16,7 +16,8 @@ worker that lost its partitions without knowing (cut off from the broker) is *fe
 rows for them are dropped instead of written twice or over its successor's.
 
 A table created by an earlier version first gains the columns added since
-(``table_evolution.py``), so that every commit carries the current schema.
+(``services/table_evolution.py``, by ``ensure_table``), so that every commit carries the
+current schema.
 
 Rows are converted to Arrow by :func:`schemas.tables.rows_to_table` (pyarrow's C++ converter
 in one pass), which is on the worker's hot path.
@@ -46,7 +47,6 @@ from services.sessionizer.fencing import (
     new_writer_id,
     read_committed,
 )
-from services.sessionizer.table_evolution import add_missing_columns
 
 __all__ = ["COMMIT_ATTEMPTS", "CommitOutcome", "DeltaSink", "PartitionBatch"]
 
@@ -90,8 +90,9 @@ class DeltaSink:
         self.topic = topic
         #: Recorded in every commit's info, so the table's history says who wrote what.
         self.writer = writer or new_writer_id()
-        self._table: DeltaTable = ensure_table(table_uri, TIMELINE_SCHEMA, TIMELINE_PARTITION_BY)
-        add_missing_columns(self._table, TIMELINE_SCHEMA, self.writer)
+        self._table: DeltaTable = ensure_table(
+            table_uri, TIMELINE_SCHEMA, TIMELINE_PARTITION_BY, writer=self.writer
+        )
         self._held: dict[int, int] = {}  # partition -> the generation this writer claimed
 
     def ids(self, partition: int) -> PartitionTxnIds:
