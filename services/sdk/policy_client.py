@@ -65,6 +65,7 @@ from services.sdk.policy_metrics import VersionStats, collector_for
 from services.sdk.policy_model import ServedModel, UniformModel
 from services.sdk.policy_reload import PolicyReloader
 from services.sdk.policy_routing import routes_to_candidate
+from services.sdk.policy_sampling import sample_index
 from services.sdk.policy_serving import ServingState, ServingStateBuilder
 
 if TYPE_CHECKING:
@@ -213,22 +214,8 @@ class PolicyClient:
         """Sample from ``probs``, advance the episode, count, log: the rest of an act."""
         version = model.version
         with self._lock:
-            total = 0.0
-            for p in probs:
-                total += p
-            u = self._random() * total
-            acc = 0.0
-            chosen = -1
-            for i, p in enumerate(probs):
-                acc += p
-                if u < acc:
-                    chosen = i
-                    break
-            if chosen < 0:  # rounding at the top end: the last action with mass
-                chosen = max(i for i, p in enumerate(probs) if p > 0.0)
-            stats = self._stats.get(version)
-            if stats is None:
-                stats = self._stats[version] = VersionStats()
+            chosen = sample_index(probs, self._random())
+            stats = self._stats_for(version)
             episode = self._episodes.get(episode_id)
             if episode is None:
                 step = 0
@@ -285,11 +272,7 @@ class PolicyClient:
             else:
                 if step is None:
                     step = episode.step
-                version = episode.model.version
-                stats = self._stats.get(version)
-                if stats is None:
-                    stats = self._stats[version] = VersionStats()
-                stats.reward_sum += float(reward)
+                self._stats_for(episode.model.version).reward_sum += float(reward)
         if self.logger is not None:
             self.logger.reward(episode_id, step, float(reward), metrics=metrics)
 
@@ -340,10 +323,14 @@ class PolicyClient:
 
     def _count_load_failure(self, version: str) -> None:
         with self._lock:
-            stats = self._stats.get(version)
-            if stats is None:
-                stats = self._stats[version] = VersionStats()
-            stats.load_failures += 1
+            self._stats_for(version).load_failures += 1
+
+    def _stats_for(self, version: str) -> VersionStats:
+        """``version``'s counters, created at its first use (call with ``_lock`` held)."""
+        stats = self._stats.get(version)
+        if stats is None:
+            stats = self._stats[version] = VersionStats()
+        return stats
 
     def _evict_oldest(self) -> None:
         oldest = next(iter(self._episodes))
