@@ -75,11 +75,8 @@ def convert_file(
             progress(batch.num_rows)
 
     frames = EpisodeFrames(
-        default_end_terminal=end == "terminal",
+        job.rule_options(end),
         processed_at_ms=job.processed_at_ms,
-        existing_episodes=job.existing,
-        max_open_episodes=settings.max_open_episodes,
-        closed_memory_episodes=settings.closed_memory_episodes,
         reject=rejects,
         emit=emit,
     )

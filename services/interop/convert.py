@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from schemas.tables import TIMELINE_PARTITION_BY, TIMELINE_SCHEMA, rows_to_table
+from services.interop.episode_rules import RuleOptions
 from services.interop.episodes import EpisodeAssembler, EpisodeCounts
 from services.interop.rejects import RejectFile
 from services.interop.settings import InteropSettings
@@ -85,6 +86,15 @@ class FileJob:
     existing: set[str]
     processed_at_ms: int
 
+    def rule_options(self, end: str) -> RuleOptions:
+        """The episode rules' options for this file, ``end`` its default episode end."""
+        return RuleOptions(
+            default_end_terminal=end == "terminal",
+            existing_episodes=self.existing,
+            max_open_episodes=self.settings.max_open_episodes,
+            closed_memory_episodes=self.settings.closed_memory_episodes,
+        )
+
 
 def convert(
     job: FileJob, rejects: RejectFile, progress: Callable[[int], None] | None = None
@@ -99,11 +109,8 @@ def convert(
     new_ids: set[str] = set()
     written = 0
     assembler = EpisodeAssembler(
-        default_end_terminal=end == "terminal",
+        job.rule_options(end),
         processed_at_ms=job.processed_at_ms,
-        existing_episodes=job.existing,
-        max_open_episodes=settings.max_open_episodes,
-        closed_memory_episodes=settings.closed_memory_episodes,
         reject=rejects,
         emit=rows.append,
     )

@@ -18,14 +18,14 @@ the file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.tables import TIMELINE_SCHEMA, ds_of
-from services.interop.episode_rules import ClosedEpisode, EpisodeCounts, EpisodeRules
+from services.interop.episode_rules import ClosedEpisode, EpisodeCounts, EpisodeRules, RuleOptions
 from services.interop.source import Reject, Where
 from services.interop.step_table import END, STEP_SCHEMA, WHERE, WHERE_KINDS
 
@@ -42,12 +42,9 @@ class EpisodeFrames:
 
     def __init__(
         self,
+        options: RuleOptions,
         *,
-        default_end_terminal: bool,
         processed_at_ms: int,
-        existing_episodes: Container[str],
-        max_open_episodes: int,
-        closed_memory_episodes: int,
         reject: Callable[[Reject], None],
         emit: Callable[[pa.RecordBatch], None],
         schema: pa.Schema = TIMELINE_SCHEMA,
@@ -59,10 +56,7 @@ class EpisodeFrames:
         self._closed: list[ClosedEpisode[int]] = []
         self._refused: list[tuple[int, str, str]] = []
         self._rules: EpisodeRules[int] = EpisodeRules(
-            default_end_terminal=default_end_terminal,
-            existing_episodes=existing_episodes,
-            max_open_episodes=max_open_episodes,
-            closed_memory_episodes=closed_memory_episodes,
+            options,
             reject=lambda row, reason, detail: self._refused.append((row, reason, detail)),
             close=self._closed.append,
         )

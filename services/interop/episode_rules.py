@@ -21,9 +21,25 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, TypeVar
 
-__all__ = ["ClosedEpisode", "EpisodeCounts", "EpisodeRules"]
+__all__ = ["ClosedEpisode", "EpisodeCounts", "EpisodeRules", "RuleOptions"]
 
 H = TypeVar("H")
+
+
+@dataclass(frozen=True)
+class RuleOptions:
+    """What the rules of one file depend on, given once to whichever path builds its rows.
+
+    ``default_end_terminal``: how an episode whose rows do not say how it ended closes (the
+    format's default end, or ``--end``); ``existing_episodes``: the episodes the table already
+    holds (a row of one is ``late``); ``max_open_episodes``: the cap on open episodes;
+    ``closed_memory_episodes``: how many closed ones are remembered to refuse their late rows.
+    """
+
+    default_end_terminal: bool
+    existing_episodes: Container[str]
+    max_open_episodes: int
+    closed_memory_episodes: int
 
 
 @dataclass
@@ -60,18 +76,15 @@ class EpisodeRules(Generic[H]):
 
     def __init__(
         self,
+        options: RuleOptions,
         *,
-        default_end_terminal: bool,
-        existing_episodes: Container[str],
-        max_open_episodes: int,
-        closed_memory_episodes: int,
         reject: Callable[[H, str, str], None],
         close: Callable[[ClosedEpisode[H]], None],
     ) -> None:
-        self._default_terminal = default_end_terminal
-        self._existing = existing_episodes
-        self._max_open = max_open_episodes
-        self._closed_max = closed_memory_episodes
+        self._default_terminal = options.default_end_terminal
+        self._existing = options.existing_episodes
+        self._max_open = options.max_open_episodes
+        self._closed_max = options.closed_memory_episodes
         self._reject = reject
         self._on_close = close
         self._open: OrderedDict[str, _Open[H]] = OrderedDict()

@@ -23,12 +23,12 @@ rules themselves are :mod:`.episode_rules`, shared by both.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable
 from typing import Any
 
 from schemas.events import EventValidationError, validate_event
 from schemas.rows import TimelineRowBuilder
-from services.interop.episode_rules import ClosedEpisode, EpisodeCounts, EpisodeRules
+from services.interop.episode_rules import ClosedEpisode, EpisodeCounts, EpisodeRules, RuleOptions
 from services.interop.source import Reject, SourceStep
 
 __all__ = ["EpisodeAssembler", "EpisodeCounts", "validated"]
@@ -50,12 +50,9 @@ class EpisodeAssembler:
 
     def __init__(
         self,
+        options: RuleOptions,
         *,
-        default_end_terminal: bool,
         processed_at_ms: int,
-        existing_episodes: Container[str],
-        max_open_episodes: int,
-        closed_memory_episodes: int,
         reject: Callable[[Reject], None],
         emit: Callable[[dict[str, Any]], None],
     ) -> None:
@@ -64,10 +61,7 @@ class EpisodeAssembler:
         self._emit = emit
         self._builders: dict[float, TimelineRowBuilder] = {}
         self._rules: EpisodeRules[SourceStep] = EpisodeRules(
-            default_end_terminal=default_end_terminal,
-            existing_episodes=existing_episodes,
-            max_open_episodes=max_open_episodes,
-            closed_memory_episodes=closed_memory_episodes,
+            options,
             reject=lambda item, reason, detail: reject(Reject(item.where, reason, detail)),
             close=self._close,
         )

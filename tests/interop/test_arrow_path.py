@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from schemas.tables import TIMELINE_SCHEMA
 from services.interop.episode_frames import EpisodeFrames
+from services.interop.episode_rules import RuleOptions
 from services.interop.importer import import_files
 from services.interop.settings import InteropSettings
 from services.interop.source import ImportOptions, Reject, SourceStep, Where
@@ -234,11 +235,13 @@ def test_a_timeline_column_the_import_has_no_data_for_is_null(tmp_path: Path) ->
     batches: list[pa.RecordBatch] = []
     refused: list[Reject] = []
     frames = EpisodeFrames(
-        default_end_terminal=False,
+        RuleOptions(
+            default_end_terminal=False,
+            existing_episodes=set(),
+            max_open_episodes=10,
+            closed_memory_episodes=10,
+        ),
         processed_at_ms=TS_MS,
-        existing_episodes=set(),
-        max_open_episodes=10,
-        closed_memory_episodes=10,
         reject=refused.append,
         emit=batches.append,
         schema=schema,
