@@ -21,7 +21,7 @@ from learner.data.limits import (
     DEFAULT_MAX_STATE_FEATURES,
     DEFAULT_READ_BATCH_ROWS,
 )
-from learner.gate import GateSettings
+from learner.gate_settings import GateSettings
 from learner.preprocessing.config import PreprocessingSettings
 from learner.selection import SelectionSettings
 from learner.trainers.config import TrainerSettings
