@@ -24,13 +24,12 @@ publishes (truly better but rejected), wall time; every sequential estimator's c
 one line per pair. Targets (issue 14; reported against, not tuned to): coverage >= 90% over
 >= 40 pairs, 0 false publishes. The exit code is 0 only when both hold at >= 40 pairs.
 
-Run: ``make bench BENCH=cpe_coverage`` (the defaults: 3 environments x 2 seeds x 4 candidates =
-24 pairs, ~27 min on the shared 2-core dev machine, too few to judge the coverage target), or
-with flags, e.g. the judged size ``.venv/bin/python -m tests.benchmarks.bench_cpe_coverage
---seeds 0,1,2,3`` (48 pairs: about an hour in one process there, by its parts; the
-README's figures ran as three processes, chain and CartPole in one, Taxi's seeds 0,1 and 2,3
-in the others, ~31 min; Taxi's CPE is 140-220 s a pair: bagged FQE on 500 one-hot
-features), or a quick look ``--envs chain,CartPole-v1 --seeds 0,1 --episodes
+Run: ``make bench BENCH=cpe_coverage``: the judged size by default, 3 environments x 4 seeds x
+4 candidates = 48 pairs, in three worker processes (``--jobs``, ``cpe_coverage_units``: one
+(environment, seed) each at a time, Taxi's first), about 35 min on the shared 2-core dev
+machine (about an hour with ``--jobs 1``); the per-environment ``wall s`` then adds up its
+units' own wall times, which overlap. A quick look: ``.venv/bin/python -m
+tests.benchmarks.bench_cpe_coverage --envs chain,CartPole-v1 --seeds 0,1 --episodes
 CartPole-v1=1000 --candidates early,late,swapped``.
 """
 
@@ -39,10 +38,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -52,57 +48,28 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from learner.cpe.config import CpeSettings
-from learner.data import split_by_episode
-from learner.settings import LearnerSettings
 from learner.trainers.config import TrainerSettings
-from tests.benchmarks.cpe_coverage_candidates import CANDIDATES, Snapshots, make_candidates
-from tests.benchmarks.cpe_coverage_envs import ENVIRONMENTS, BenchEnvironment
-from tests.benchmarks.cpe_coverage_pairs import PairResult, judge_pair
+from tests.benchmarks.cpe_coverage_candidates import CANDIDATES, Snapshots
+from tests.benchmarks.cpe_coverage_envs import ENVIRONMENTS
+from tests.benchmarks.cpe_coverage_pairs import PairResult
 from tests.benchmarks.cpe_coverage_report import print_tables
-from tests.benchmarks.cpe_coverage_truth import TrueValue
+from tests.benchmarks.cpe_coverage_units import Plan, Reporter, run_settings, run_units
 from tests.benchmarks.smoke import SMOKE, exit_code, sized
 
-__all__ = ["Plan", "main", "run_settings"]
+__all__ = ["Plan", "main", "run_settings"]  # Plan and run_settings: cpe_coverage_units
 
 COMMAND = "make bench BENCH=cpe_coverage  (.venv/bin/python -m tests.benchmarks cpe_coverage)"
-# 2 seeds: the default run fits ~30 min here; --seeds 0,1,2,3 gives the 48 pairs the target needs
-SEEDS = sized((0, 1), (0,))
+# 4 seeds x 3 environments x 4 candidates: the 48 pairs the target is judged on (>= 40)
+SEEDS = sized((0, 1, 2, 3), (0,))
+# worker processes (cpe_coverage_units): 3 keep the 2-core dev machine busy; smoke uses 2 so
+# that make test runs the parallel path
+JOBS = sized(3, 2)
 DEFAULT_CANDIDATES = ("early", "late", "mixed", "swapped")
 SNAPSHOTS = sized(Snapshots(early=300, late=3000), Snapshots(early=20, late=40))
 TRUTH_EPISODES = sized(2000, 20)
 SMOKE_EPISODES = {"chain": 40, "CartPole-v1": 30, "Taxi-v4": 6}
 TARGET_COVERAGE = 0.9
 TARGET_PAIRS = 40
-# Smoke mode proves the path at tiny sizes: few trainer steps, a tiny FQE, few resamples.
-SMOKE_TRAINER: dict[str, Any] = sized({}, {"ensemble_size": 1})
-SMOKE_CPE: dict[str, Any] = sized(
-    {}, {"n_bootstrap": 20, "fqe": {"n_steps": 40, "members": 2, "target_update_every": 10}}
-)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What one benchmark run measures."""
-
-    envs: tuple[str, ...]
-    seeds: tuple[int, ...]
-    episodes: dict[str, int]
-    candidates: tuple[str, ...]
-    snapshots: Snapshots
-    truth_episodes: int
-    show_pairs: bool
-
-
-def run_settings(seed: int) -> LearnerSettings:
-    """A run's settings (the product's defaults) for data seed ``seed``: the split, the
-    trainer and CPE's bootstrap are seeded with it so that pairs are independent draws."""
-    return LearnerSettings(
-        seed=seed,
-        progress=False,
-        trainer=TrainerSettings(seed=seed, **SMOKE_TRAINER),
-        cpe=CpeSettings(seed=seed, **SMOKE_CPE),
-    )
 
 
 def _episodes(text: str | None) -> dict[str, int]:
@@ -134,6 +101,8 @@ def _plan(argv: list[str]) -> Plan:
     parser.add_argument("--truth-episodes", type=int, default=TRUTH_EPISODES,
                         help="episodes played per true value (the issue asks >= 500)")  # fmt: skip
     parser.add_argument("--no-pairs", action="store_true", help="omit the per-pair table")
+    parser.add_argument("--jobs", type=int, default=JOBS,
+                        help="worker processes, one (environment, seed) at a time")  # fmt: skip
     args = parser.parse_args(argv)
     envs = tuple(e for e in args.envs.split(",") if e)
     unknown = sorted(set(envs) - set(ENVIRONMENTS))
@@ -149,6 +118,7 @@ def _plan(argv: list[str]) -> Plan:
         snapshots=Snapshots(args.early_steps, args.late_steps),
         truth_episodes=args.truth_episodes,
         show_pairs=not args.no_pairs,
+        jobs=max(1, args.jobs),
     )
 
 
@@ -163,7 +133,8 @@ def _describe(plan: Plan) -> None:
               f"(eval split {s.eval_fraction:.0%})")  # fmt: skip
     print(f"  seeds {list(plan.seeds)}; candidates {list(plan.candidates)}; trainer snapshots "
           f"early {plan.snapshots.early:,} / late {plan.snapshots.late:,} steps (product default "
-          f"{TrainerSettings().steps:,}), ensemble {s.trainer.ensemble_size}")  # fmt: skip
+          f"{TrainerSettings().steps:,}), ensemble {s.trainer.ensemble_size}; "
+          f"{plan.jobs} worker process{'es' if plan.jobs > 1 else ''}")  # fmt: skip
     print(
         f"  truth: {plan.truth_episodes} served episodes per candidate ("
         f"{4 * plan.truth_episodes} for the logger), exact on the chain and where gymnasium "
@@ -188,68 +159,6 @@ def _progress() -> Progress:
     )
 
 
-def _one_seed(
-    env: BenchEnvironment, seed: int, plan: Plan, bar: Progress, task: Any
-) -> list[PairResult]:
-    """Log, split, train the candidates, then judge each against its truth."""
-    settings = run_settings(seed)
-    gamma = settings.cpe.gamma
-    bar.update(task, description=f"{env.name} seed {seed}: logging")
-    data = env.logs(plan.episodes[env.name], seed)
-    train_data, eval_data = split_by_episode(data, settings.eval_fraction, settings.seed)
-    bar.update(task, description=f"{env.name} seed {seed}: the logger's true value")
-    logged_truth = env.logged_value(data, gamma=gamma, episodes=plan.truth_episodes)
-    bar.update(task, description=f"{env.name} seed {seed}: training")
-    candidates = make_candidates(train_data, settings, plan.candidates, plan.snapshots)
-    lengths = np.array([stop - start for start, stop in data.episode_slices()])
-    bar.console.print(
-        f"{env.name} seed {seed}: {data.n_episodes} episodes (mean length {lengths.mean():.1f}), "
-        f"{eval_data.n_episodes} eval; logger's true value {logged_truth.value:.4g}; trained in "
-        + ", ".join(f"{c.name} {c.train_seconds:.0f}s" for c in candidates if c.train_seconds)
-    )
-    results = []
-    for candidate in candidates:
-        bar.update(task, description=f"{env.name} seed {seed}: {candidate.name}")
-        truth = (
-            env.true_value(
-                candidate.probs, data, gamma=gamma, episodes=plan.truth_episodes, seed=seed
-            )
-            if candidate.probs is not None
-            else TrueValue(float("nan"), float("nan"), 0, False)
-        )
-        untruncated = (
-            env.untruncated_value(
-                candidate.probs, data, gamma=gamma, episodes=plan.truth_episodes, seed=seed
-            )
-            if candidate.probs is not None
-            else None
-        )
-        result = judge_pair(
-            env.name, seed, candidate, eval_data, settings, truth, logged_truth, untruncated
-        )
-        results.append(result)
-        bar.console.print(f"  {_pair_line(result)}")
-        bar.advance(task)
-    return results
-
-
-def _pair_line(r: PairResult) -> str:
-    if r.gate_interval is None:
-        return f"{r.candidate}: not evaluated ({r.problem})"
-    g = r.gate_interval
-    return (
-        f"{r.candidate} ({r.description}): truth {r.truth.value:.4g}, {r.rests_on} "
-        f"[{g.low:.4g}, {g.high:.4g}] {'covers' if r.covered else 'MISSES'}; "
-        f"{'publish' if r.published else 'reject'}; CPE {r.cpe_seconds:.0f}s"
-        + (
-            f"; without the time limit {r.untruncated.value:.4g}"
-            f" {'covered' if r.covers_untruncated else 'MISSED'}"
-            if r.untruncated is not None
-            else ""
-        )
-    )
-
-
 def _verdict(met: bool, enough: bool) -> str:
     if met:
         return "TARGET MET"
@@ -259,17 +168,18 @@ def _verdict(met: bool, enough: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     plan = _plan(argv if argv is not None else [])
     _describe(plan)
-    results: list[PairResult] = []
-    seconds: dict[str, float] = {}
     started = time.perf_counter()
     total = len(plan.envs) * len(plan.seeds) * len(plan.candidates)
     with _progress() as bar:
         task = bar.add_task("starting", total=total)
-        for name in plan.envs:
-            env_started = time.perf_counter()
-            for seed in plan.seeds:
-                results += _one_seed(ENVIRONMENTS[name], seed, plan, bar, task)
-            seconds[name] = time.perf_counter() - env_started
+        report = Reporter(
+            status=lambda text: bar.update(task, description=text),
+            printed=bar.console.print,
+            pair_done=lambda: bar.advance(task),
+        )
+        units = run_units(plan, report)
+    results: list[PairResult] = [r for u in units for r in u.results]
+    seconds = {name: sum(u.seconds for u in units if u.unit.env == name) for name in plan.envs}
     gate = run_settings(0).gate
     overall = print_tables(results, seconds, gate, show_pairs=plan.show_pairs)
     enough = overall.evaluated >= TARGET_PAIRS

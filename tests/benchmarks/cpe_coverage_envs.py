@@ -41,6 +41,9 @@ class BenchEnvironment(Protocol):
     @property
     def default_episodes(self) -> int: ...
 
+    @property
+    def relative_cost(self) -> float: ...
+
     def logs(self, episodes: int, seed: int) -> LoggedData: ...
 
     def true_value(
@@ -72,6 +75,8 @@ class GymEnvironment:
     name: str
     default_episodes: int
     untruncated_steps: int | None = None
+    #: one seed's wall time relative to the chain's (measured), so the longest units start first
+    relative_cost: float = 1.0
     _logged: dict[float, TrueValue] = field(default_factory=dict, repr=False)
     _simulators: dict[int | None, ServedSimulator] = field(default_factory=dict, repr=False)
     _models: dict[int | None, TabularModel | None] = field(default_factory=dict, repr=False)
@@ -153,6 +158,7 @@ class ChainEnvironment:
     chain: RiverChain = field(default_factory=RiverChain.make)
     name: str = "chain"
     default_episodes: int = 1000
+    relative_cost: float = 1.0
 
     def logs(self, episodes: int, seed: int) -> LoggedData:
         data, _states = self.chain.logged(episodes, seed=5_000 + seed)
@@ -176,9 +182,9 @@ def _environments() -> dict[str, BenchEnvironment]:
     return {
         "chain": ChainEnvironment(),
         # 2,000 uniform episodes: the CartPole data size (~44,000 decisions)
-        "CartPole-v1": GymEnvironment("CartPole-v1", 2000),
+        "CartPole-v1": GymEnvironment("CartPole-v1", 2000, relative_cost=1.1),
         # 200-step episodes: 500 of them are ~90,000 decisions of 500 one-hot features
-        "Taxi-v4": GymEnvironment("Taxi-v4", 500, untruncated_steps=1000),
+        "Taxi-v4": GymEnvironment("Taxi-v4", 500, untruncated_steps=1000, relative_cost=5.0),
     }
 
 
