@@ -26,7 +26,7 @@ one line per pair. Targets (issue 14; reported against, not tuned to): coverage 
 
 Run: ``make bench BENCH=cpe_coverage``: the judged size by default, 3 environments x 4 seeds x
 4 candidates = 48 pairs, in three worker processes (``--jobs``, ``cpe_coverage_units``: one
-(environment, seed) each at a time, Taxi's first), about 35 min on the shared 2-core dev
+(environment, seed) each at a time, Taxi's first), 30 min 26 s on the shared 2-core dev
 machine (about an hour with ``--jobs 1``); the per-environment ``wall s`` then adds up its
 units' own wall times, which overlap. A quick look: ``.venv/bin/python -m
 tests.benchmarks.bench_cpe_coverage --envs chain,CartPole-v1 --seeds 0,1 --episodes
