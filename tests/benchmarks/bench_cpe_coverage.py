@@ -80,13 +80,19 @@ def _episodes(text: str | None) -> dict[str, int]:
     if not text:
         return out
     if "=" not in text:
-        return dict.fromkeys(out, int(text))
+        return dict.fromkeys(out, _at_least_one(text))
     for part in text.split(","):
         name, _, value = part.partition("=")
         if name not in out:
             raise SystemExit(f"--episodes: unknown environment {name!r}; known: {list(out)}")
-        out[name] = int(value)
+        out[name] = _at_least_one(value)
     return out
+
+
+def _at_least_one(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise SystemExit(f"--episodes: {text!r} must be a whole number of episodes, at least 1")
+    return int(text)
 
 
 def _plan(argv: list[str]) -> Plan:

@@ -168,13 +168,18 @@ def run_units(plan: Plan, report: Reporter) -> list[UnitResult]:
     report.status(f"{len(units)} units in {plan.jobs} worker processes")
     with ProcessPoolExecutor(max_workers=plan.jobs, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(run_unit, u, plan) for u in longest_first]
-        for future in as_completed(futures):
-            result = future.result()
-            by_unit[result.unit] = result
-            for line in result.lines:
-                report.printed(line)
-            for _ in result.results:
-                report.pair_done()
+        try:
+            for future in as_completed(futures):
+                result = future.result()
+                by_unit[result.unit] = result
+                for line in result.lines:
+                    report.printed(line)
+                for _ in result.results:
+                    report.pair_done()
+        except BaseException:  # a failed unit (or Ctrl-C): start no further unit
+            for future in futures:
+                future.cancel()
+            raise
     return [by_unit[u] for u in units]
 
 
