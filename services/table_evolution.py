@@ -40,14 +40,14 @@ EVOLVE_ATTEMPTS = 5
 
 
 def add_missing_columns(table: DeltaTable, schema: pa.Schema, writer: str | None) -> list[str]:
-    """Add to ``table`` the columns of ``schema`` it lacks, in one commit; their names.
+    """Add to ``table`` (a snapshot just opened, as :func:`~services.delta_tables.ensure_table`
+    passes it) the columns of ``schema`` it lacks, in one commit; their names.
 
     Only nullable columns can be added (rows already written have no value for them); a
     missing required column raises :class:`ValueError` naming it. ``writer`` (when given) is
     recorded in the commit's info, as the sessionizer records it in its own commits.
     """
     for attempt in range(1, EVOLVE_ATTEMPTS + 1):
-        table.update_incremental()
         present = {f.name for f in table.schema().fields}
         missing = [f for f in schema if f.name not in present]
         if not missing:
@@ -73,6 +73,7 @@ def add_missing_columns(table: DeltaTable, schema: pa.Schema, writer: str | None
         except CommitFailedError:
             if attempt == EVOLVE_ATTEMPTS:
                 raise
+            table.update_incremental()  # another writer committed: look again
             continue
         log.info("table %s: added the columns %s (null in earlier rows)", table.table_uri, names)
         return names

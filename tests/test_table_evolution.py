@@ -10,6 +10,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from services.delta_tables import ensure_table, read_table
+from services.table_evolution import add_missing_columns
 
 OLD = pa.schema([pa.field("id", pa.string(), nullable=False)])
 NEW = pa.schema([*OLD, pa.field("note", pa.string(), nullable=True)])
@@ -51,3 +52,13 @@ def test_a_missing_required_column_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match=r"lacks the required columns \['count'\]"):
         ensure_table(uri, required)
     assert [f.name for f in DeltaTable(str(uri)).schema().fields] == ["id"]
+
+
+def test_a_writer_that_opened_the_table_before_another_evolved_it_adds_nothing(tmp_path):
+    uri = tmp_path / "t"
+    _old_table(uri)
+    first, second = DeltaTable(str(uri)), DeltaTable(str(uri))  # both saw the old schema
+    assert add_missing_columns(first, NEW, "first") == ["note"]
+    assert add_missing_columns(second, NEW, "second") == []  # its commit conflicts: looks again
+    [evolved] = _evolutions(uri)
+    assert evolved["policyloop.writer"] == "first"
