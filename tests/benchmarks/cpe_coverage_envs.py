@@ -20,6 +20,7 @@ solved exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 from learner.data import LoggedData
@@ -79,14 +80,11 @@ class GymEnvironment:
     relative_cost: float = 1.0
     _logged: dict[float, TrueValue] = field(default_factory=dict, repr=False)
     _simulators: dict[int | None, ServedSimulator] = field(default_factory=dict, repr=False)
-    _models: dict[int | None, TabularModel | None] = field(default_factory=dict, repr=False)
 
-    def model(self, max_steps: int | None = None) -> TabularModel | None:
-        """The published model under the registered time limit (None), or ``max_steps``."""
-        if max_steps not in self._models:
-            kwargs = {} if max_steps is None else {"max_episode_steps": max_steps}
-            self._models[max_steps] = tabular_model(self.name, kwargs)
-        return self._models[max_steps]
+    @cached_property
+    def model(self) -> TabularModel | None:
+        """The published model (each value asks it for its horizon), None if it has none."""
+        return tabular_model(self.name)
 
     def _value(
         self,
@@ -99,9 +97,11 @@ class GymEnvironment:
         max_steps: int | None = None,
     ) -> TrueValue:
         """Exact where there is a model, else ``episodes`` played from ``seed``."""
-        model = self.model(max_steps)
+        model = self.model
         if model is not None:
-            return model.true_value(policy, data.feature_names, data.actions_space, gamma=gamma)
+            return model.true_value(
+                policy, data.feature_names, data.actions_space, gamma=gamma, horizon=max_steps
+            )
         return self.simulator(max_steps).value(
             policy,
             data.feature_names,
